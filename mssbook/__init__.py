@@ -1,0 +1,33 @@
+"""mssbook: a course and PyTorch library on music source separation.
+
+Layers (each imports only the ones below it):
+
+* face: ``mssbook.cli`` and the notebooks;
+* workflows: training, separation, evaluation, oracles;
+* ``mssbook.models``: one file per architecture;
+* ``mssbook.data``: audio I/O, toy songs, MUSDB18 access, the training sampler;
+* ``mssbook.signal``: STFT, resampling, (later) Wiener filter, losses, metrics.
+
+Plots, widgets, torchaudio and ffmpeg are optional and loaded only when used.
+"""
+
+__version__ = "0.1.0"
+
+from . import profile  # noqa: E402
+from .errors import (  # noqa: E402
+    AudioFileError,
+    DatasetError,
+    MissingDependencyError,
+    MSSBookError,
+    OutputExistsError,
+)
+
+__all__ = [
+    "__version__",
+    "profile",
+    "MSSBookError",
+    "MissingDependencyError",
+    "AudioFileError",
+    "DatasetError",
+    "OutputExistsError",
+]

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, from nothing: installs what is missing (scripts/setup.sh), then runs pytest
+# on tests/ and the notebooks at the small `ci` profile. Extra arguments go to pytest.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$ROOT/scripts/setup.sh"
+VENV=${MSSBOOK_VENV:-$ROOT/.venv}
+cd "$ROOT"
+export MSSBOOK_PROFILE=${MSSBOOK_PROFILE:-ci}
+exec "$VENV/bin/python" -m pytest "$@"
