@@ -1,0 +1,65 @@
+"""Players keep relative loudness; plots draw what mssbook's STFT computes."""
+
+import io
+import wave
+
+import numpy as np
+import pytest
+
+from mssbook import widgets
+
+SR = 8000
+
+
+def _tone(amplitude, seconds=0.25, freq=440.0):
+    t = np.arange(int(SR * seconds)) / SR
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)[None].repeat(2, axis=0)
+
+
+def _peak_of_player(player) -> float:
+    with wave.open(io.BytesIO(player.data)) as w:
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return np.abs(frames).max() / 32767
+
+
+def test_play_does_not_normalise():
+    quiet = widgets.play(_tone(0.1), SR)
+    assert _peak_of_player(quiet) == pytest.approx(0.1, abs=1e-3)  # IPython's default would give 1.0
+
+
+def test_players_share_one_scale():
+    clips = {"loud": _tone(2.0), "quiet": _tone(0.5)}  # the loud one would clip
+    assert widgets.common_scale(clips) == pytest.approx(0.5)
+    box = widgets.players(clips, SR)
+    assert len(box.children) == 2
+    # the ratio of the two peaks survives: 2.0 → 1.0 and 0.5 → 0.25
+    loud, quiet = (widgets.play(c, SR, scale=0.5) for c in clips.values())
+    assert _peak_of_player(loud) == pytest.approx(1.0, abs=1e-3)
+    assert _peak_of_player(quiet) == pytest.approx(0.25, abs=1e-3)
+
+
+def test_play_accepts_torch_and_mono():
+    torch = pytest.importorskip("torch")
+    player = widgets.play(torch.from_numpy(_tone(0.3)[0]), SR)
+    assert _peak_of_player(player) == pytest.approx(0.3, abs=1e-3)
+    with pytest.raises(ValueError, match="channels, samples"):
+        widgets.play(np.zeros((1, 2, 3)), SR)
+
+
+def test_spectrogram_peaks_at_the_tone():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mssbook import plots
+
+    db = plots.spectrogram_db(_tone(1.0, seconds=1.0, freq=1000.0), n_fft=1024, hop_length=256)
+    peak_bin = int(np.median(db[:, 2:-2].argmax(axis=0)))
+    assert abs(peak_bin * SR / 1024 - 1000.0) <= SR / 1024
+    assert db.max() == pytest.approx(0.0, abs=1.5)  # a full-scale sine is near 0 dBFS
+    fig = plots.stems_figure({"mixture": _tone(0.5), "vocals": _tone(0.2)}, SR)
+    assert len(fig.axes) == 4  # two spectrograms and their colour bars
+    fig = plots.stems_figure({"mixture": _tone(0.5)}, SR, kind="waveform")
+    assert len(fig.axes) == 1
+    with pytest.raises(ValueError):
+        plots.stems_figure({"x": _tone(0.5)}, SR, kind="bars")
