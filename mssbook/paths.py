@@ -11,7 +11,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def checkout_root() -> Path | None:
     """The source checkout that holds this package (a git clone), or None for a wheel install."""
     root = PACKAGE_DIR.parent
-    if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir():
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and 'name = "mssbook"' in pyproject.read_text(errors="replace"):
         return root
     return None
 
