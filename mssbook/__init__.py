@@ -22,7 +22,25 @@ from .errors import (  # noqa: E402
     OutputExistsError,
 )
 
+# Convenience names, imported on first use so that `import mssbook` stays light.
+_LAZY = {
+    "load_audio": ("mssbook.data.audio", "load_audio"),
+    "save_audio": ("mssbook.data.audio", "save_audio"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'mssbook' has no attribute {name!r}")
+
+
 __all__ = [
+    "load_audio",
+    "save_audio",
     "__version__",
     "profile",
     "MSSBookError",

@@ -1,4 +1,9 @@
-"""Signal layer: STFT and spectrogram views, resampling (later: Wiener filter, losses, metrics).
+"""Signal layer: STFT and spectrogram views, resampling, Wiener filtering (later: losses, metrics).
 
 Depends on numpy, scipy and torch only.
 """
+
+from .resample import resample
+from .transforms import ISTFT, STFT, bandwidth_to_max_bin, magnitude
+
+__all__ = ["STFT", "ISTFT", "magnitude", "bandwidth_to_max_bin", "resample"]
