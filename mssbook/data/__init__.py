@@ -5,6 +5,11 @@ ffmpeg) is imported only when a MUSDB18 function is called.
 """
 
 from .audio import AudioInfo, audio_info, load_audio, save_audio
+from .musdb import convert_to_wav, describe_musdb, open_musdb
+from .sampler import SEED_PRESETS, MUSDBTrainSet, MUSDBValidSet
 from .stems import SAMPLE_RATE, SOURCES, STEM_STREAMS
 
-__all__ = ["SOURCES", "STEM_STREAMS", "SAMPLE_RATE", "load_audio", "save_audio", "audio_info", "AudioInfo"]
+__all__ = [
+    "SOURCES", "STEM_STREAMS", "SAMPLE_RATE", "load_audio", "save_audio", "audio_info", "AudioInfo",
+    "open_musdb", "describe_musdb", "convert_to_wav", "MUSDBTrainSet", "MUSDBValidSet", "SEED_PRESETS",
+]
