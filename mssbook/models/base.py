@@ -1,0 +1,68 @@
+"""The contract between every architecture and the one trainer, separator and evaluator.
+
+A model is a :class:`SeparationModel`: it knows its sample rate, channel count and targets, turns a
+batch of mixtures and references into a loss (:meth:`~SeparationModel.loss`), and turns mixtures
+into waveform estimates (:meth:`~SeparationModel.separate`). Everything domain-specific (STFT,
+masks, Wiener filtering, band splits, receptive fields) stays inside the model file, so the
+workflows never need to know which architecture they drive.
+
+Shapes: mixtures ``(batch, channels, samples)``; references and estimates
+``(batch, targets, channels, samples)``, targets in the order of :attr:`SeparationModel.targets`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class SeparationModel(nn.Module):
+    #: registry name, set by :func:`mssbook.models.register`
+    name: str = ""
+
+    def __init__(self, targets: Iterable[str], sample_rate: int = 44100, nb_channels: int = 2) -> None:
+        super().__init__()
+        self.targets = tuple(targets)
+        if not self.targets:
+            raise ValueError("a separation model needs at least one target")
+        self.sample_rate = int(sample_rate)
+        self.nb_channels = int(nb_channels)
+        self.config: dict = {}  # constructor arguments, filled by the registry (checkpoints rebuild from it)
+
+    # -- training ---------------------------------------------------------------------------
+    def loss(self, mixture: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss for a batch: ``mixture`` (B, C, L), ``references`` (B, S, C, L).
+
+        Returns the scalar to minimise and a dict of named values worth logging.
+        """
+        raise NotImplementedError
+
+    def validation_loss(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """Loss on full validation tracks; the training loss unless a model says otherwise."""
+        return self.loss(mixture, references)[0]
+
+    def initialize_from_data(self, mixtures: Iterable[np.ndarray]) -> None:
+        """Hook run once before training on the training mixtures (``(C, L)`` arrays).
+
+        Models that normalise their inputs with dataset statistics (Open-Unmix, D3Net) compute
+        them here; others ignore it.
+        """
+
+    # -- inference ----------------------------------------------------------------------------
+    def separate(self, mixture: torch.Tensor, **options) -> torch.Tensor:
+        """Waveform estimates ``(B, S, C, L)`` for mixtures ``(B, C, L)`` at the model's rate."""
+        raise NotImplementedError
+
+    def separation_options(self) -> dict:
+        """Keyword options :meth:`separate` accepts, with their defaults (for the CLI and docs)."""
+        return {}
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def extra_repr(self) -> str:
+        return f"targets={self.targets}, sample_rate={self.sample_rate}, nb_channels={self.nb_channels}"
