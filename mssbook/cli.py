@@ -101,6 +101,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# train
+# Model options of the seeds' train.py: CLI name → model config key. Given only when set, and only
+# to models that have the option (the preset supplies the rest).
+MODEL_OPTIONS = {"hidden_size": "hidden_size", "nb_channels": "nb_channels", "bandwidth": "bandwidth",
+                 "nfft": "n_fft", "nhop": "n_hop", "unidirectional": "unidirectional", "nb_layers": "nb_layers"}
+
+
+def _configure_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="umx", help="registered model name (default: umx)")
+    p.add_argument("--preset", default="paper", help="model preset: paper (published sizes) or tutorial (CPU-sized)")
+    p.add_argument("--target", "--targets", dest="targets", nargs="+", default=None,
+                   help="source(s) to separate (default: the model's, e.g. vocals drums bass other)")
+    data = p.add_argument_group("data")
+    data.add_argument("--root", default=None, help="MUSDB18 root (default: $MUSDB_PATH)")
+    data.add_argument("--toy", action="store_true", help="train on the embedded toy dataset (generated if missing)")
+    data.add_argument("--is-wav", action="store_true", default=None, help="the root holds WAV stems (MUSDB18-HQ layout)")
+    data.add_argument("--seq-dur", type=float, default=None, help="excerpt seconds (UMX: 6.0)")
+    data.add_argument("--samples-per-track", type=int, default=None, help="excerpts per track per epoch (UMX: 64)")
+    data.add_argument("--source-augmentations", nargs="*", default=None, help="per-source augmentations (UMX: gain channelswap)")
+    data.add_argument("--no-random-track-mix", dest="random_track_mix", action="store_false", default=None,
+                      help="take all sources of an excerpt from the same track")
+    data.add_argument("--valid-max-duration", type=float, default=None, help="crop validation tracks to this many seconds")
+    opt = p.add_argument_group("optimisation (defaults: the model's published recipe; UMX's shown)")
+    opt.add_argument("--epochs", type=int, default=None, help="(1000)")
+    opt.add_argument("--batch-size", type=int, default=None, help="(16)")
+    opt.add_argument("--lr", type=float, default=None, help="(0.001)")
+    opt.add_argument("--weight-decay", type=float, default=None, help="(0.00001)")
+    opt.add_argument("--patience", type=int, default=None, help="early stopping epochs (140)")
+    opt.add_argument("--lr-decay-patience", type=int, default=None, help="(80)")
+    opt.add_argument("--lr-decay-gamma", type=float, default=None, help="(0.3)")
+    opt.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (off)")
+    opt.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    opt.add_argument("--nb-workers", type=int, default=None, help="data loader processes (0)")
+    opt.add_argument("--seed", type=int, default=None, help="(42)")
+    opt.add_argument("--device", default=None, help="auto (cuda, mps, cpu), or a torch device")
+    opt.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no mixed precision on GPU")
+    model_opts = p.add_argument_group("model (defaults: the preset's; UMX paper shown)")
+    model_opts.add_argument("--hidden-size", type=int, default=None, help="(512)")
+    model_opts.add_argument("--nb-layers", type=int, default=None, help="(3)")
+    model_opts.add_argument("--nb-channels", type=int, default=None, help="(2)")
+    model_opts.add_argument("--bandwidth", type=float, default=None, help="Hz of input the network sees (16000)")
+    model_opts.add_argument("--nfft", type=int, default=None, help="(4096)")
+    model_opts.add_argument("--nhop", type=int, default=None, help="(1024)")
+    model_opts.add_argument("--unidirectional", action="store_true", default=None, help="causal LSTM")
+    p.add_argument("--output", "-o", type=Path, default=None, help="run folder (default: runs/<model>-<targets>)")
+    p.add_argument("--no-resume", dest="resume", action="store_const", const="never", default="auto",
+                   help="refuse to continue a run found in --output (default: resume from its last.pt)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from . import models
+    from .training import DataConfig, TrainConfig, train_model
+
+    entry = models.entry(args.model)
+    preset_config = models.presets(args.model).get(args.preset, {})
+    overrides = {}
+    for cli_name, key in MODEL_OPTIONS.items():
+        value = getattr(args, cli_name)
+        if value is None:
+            continue
+        if key not in preset_config:
+            raise MSSBookError(f"model {args.model!r} has no option --{cli_name.replace('_', '-')}")
+        overrides[key] = value
+    model = models.create(args.model, preset=args.preset, target=args.targets, **overrides)
+
+    recipe = dict(entry.training)  # the published recipe of this model, then explicit arguments
+    train_fields = {f.name for f in fields(TrainConfig)}
+    data_fields = {f.name for f in fields(DataConfig)}
+    for key in train_fields | data_fields:
+        value = getattr(args, key, None)
+        if value is not None:
+            recipe[key] = value
+    if args.toy:
+        from .data.toy import ensure_toy_dataset
+
+        recipe["root"], recipe["is_wav"] = str(ensure_toy_dataset()), True
+    else:
+        recipe["root"] = args.root
+    data = DataConfig(**{k: v for k, v in recipe.items() if k in data_fields})
+    config = TrainConfig(progress=not args.quiet, **{k: v for k, v in recipe.items() if k in train_fields})
+    output = args.output or Path("runs") / f"{args.model}-{'-'.join(model.targets)}"
+    print(f"training {args.model} ({args.preset}) for {', '.join(model.targets)}: "
+          f"{model.num_parameters():,} parameters, output {output}")
+    trainer = train_model(model, data, config, output=output, resume=args.resume)
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"stopped after epoch {trainer.epoch}: best loss {trainer.best_loss:.5g}; "
+          f"last train {last.get('train_loss', float('nan')):.5g}; checkpoints in {output}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mssbook", description="Music source separation: datasets, models, training, evaluation."
@@ -115,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("toy", help="generate the toy multitrack dataset (MUSDB18 WAV layout)")
     _add_toy_size_args(p)
     p.set_defaults(func=cmd_toy)
+
+    p = sub.add_parser("train", help="train a model (Open-Unmix's train.py arguments)")
+    _configure_train(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="the main job: build the toy dataset and show it through musdb")
     _add_toy_size_args(p)

@@ -1,0 +1,431 @@
+"""One trainer for every model: plain PyTorch, readable in one sitting.
+
+The model supplies its loss (:meth:`mssbook.models.SeparationModel.loss`); the trainer supplies
+everything else: Adam with weight decay, a learning-rate schedule (ReduceLROnPlateau by default,
+as Open-Unmix), early stopping, gradient clipping, progress bars, a JSON history, atomic ``best.pt``
+and ``last.pt`` checkpoints holding everything needed to resume, device selection, mixed
+precision on GPUs, and multi-GPU/multi-process training with DistributedDataParallel when started
+by ``torchrun`` (each rank draws different excerpts; rank 0 writes the files).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from .checkpoints import read_checkpoint, save_checkpoint
+from .errors import MSSBookError, OutputExistsError
+from .models import SeparationModel
+from .utils import atomic_path
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. Defaults are Open-Unmix's (``scripts/train.py``, spec §1.5)."""
+
+    epochs: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    patience: int = 140  # early stopping: epochs without improvement of the monitored loss
+    lr_schedule: str = "plateau"  # "plateau", "step" (× gamma every lr_step epochs), "multistep", "none"
+    lr_decay_patience: int = 80
+    lr_decay_gamma: float = 0.3
+    lr_decay_cooldown: int = 10
+    lr_step: int = 1
+    lr_milestones: tuple[int, ...] = ()
+    grad_clip: float | None = None  # max gradient norm (BSRNN: 5)
+    nb_workers: int = 0
+    seed: int = 42
+    device: str = "auto"  # "auto" → cuda, then mps, then cpu
+    amp: bool | None = None  # mixed precision; None → on for CUDA only
+    time_budget: float | None = None  # seconds; stop after the epoch in which the budget runs out
+    max_batches_per_epoch: int | None = None
+    progress: bool = True
+    extra: dict = field(default_factory=dict)  # free-form notes stored with the run
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
+            raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise MSSBookError("batch_size and epochs must be at least 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# devices and processes
+def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA (this process's GPU under torchrun), then Apple's MPS, then the CPU."""
+    if preference != "auto":
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise MSSBookError("device 'cuda' was asked for but torch sees no CUDA GPU (see `mssbook doctor`).")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str) -> DistributedContext:
+    """Join the process group torchrun describes in the environment (no-op for one process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ctx = DistributedContext(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if ctx.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return ctx
+
+
+class _LossModule(nn.Module):
+    """Routes ``model.loss`` through ``forward`` so DistributedDataParallel can sync gradients."""
+
+    def __init__(self, model: SeparationModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mixture, references):
+        return self.model.loss(mixture, references)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+class Trainer:
+    """Train ``model`` on ``train_set`` (items: mixture (C, L), references (S, C, L)).
+
+    ``valid_set`` items are full tracks (batch size 1); without one, the training loss is monitored.
+    ``resume``: ``"auto"`` continues from ``output/last.pt`` when it exists, ``"never"`` refuses to
+    touch an output folder that already holds a run (nothing is overwritten), or a checkpoint path.
+    """
+
+    def __init__(
+        self,
+        model: SeparationModel,
+        train_set: Dataset,
+        valid_set: Dataset | None = None,
+        output: str | os.PathLike = "runs/model",
+        config: TrainConfig | None = None,
+        resume: str = "auto",
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.output = Path(output)
+        self.train_set, self.valid_set = train_set, valid_set
+        torch.manual_seed(self.config.seed)
+        self.device = select_device(self.config.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.ctx = init_distributed(self.device.type)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.model = model.to(self.device)
+        self.loss_module: nn.Module = _LossModule(self.model)
+        if self.ctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.loss_module = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
+        cfg = self.config
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = self._make_scheduler()
+        self.amp = (self.device.type == "cuda") if cfg.amp is None else bool(cfg.amp and self.device.type == "cuda")
+        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.bad_epochs = 0
+        self.history: list[dict[str, Any]] = []
+        self._prepare_output(resume)
+
+    # -- setup --------------------------------------------------------------------------------
+    def _make_scheduler(self):
+        cfg, opt = self.config, self.optimizer
+        if cfg.lr_schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=cfg.lr_decay_gamma, patience=cfg.lr_decay_patience,
+                cooldown=cfg.lr_decay_cooldown,
+            )
+        if cfg.lr_schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_decay_gamma)
+        if cfg.lr_schedule == "multistep":
+            return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_decay_gamma)
+        return None
+
+    def _prepare_output(self, resume: str) -> None:
+        last = self.output / "last.pt"
+        if resume not in ("auto", "never"):
+            self.load_state(resume)
+        elif last.is_file():
+            if resume == "never":
+                raise OutputExistsError(
+                    f"{self.output} already holds a training run (last.pt); resume it (resume='auto', "
+                    "the CLI default) or choose another output folder."
+                )
+            self.load_state(last)
+        if self.ctx.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """Restore model, optimizer, scheduler, RNG states, epoch and history from a checkpoint."""
+        state = read_checkpoint(path)
+        model = self.model
+        if state["model_name"] != model.name or state["model_config"] != model.config:
+            raise MSSBookError(
+                f"{path} holds a run of {state['model_name']} {state['model_config']}, not of "
+                f"{model.name} {model.config}; use another output folder or the same settings."
+            )
+        model.load_state_dict(state["model_state"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = state.get("epoch", 0)
+        self.best_loss = state.get("best_loss", math.inf)
+        self.bad_epochs = state.get("bad_epochs", 0)
+        self.history = list(state.get("history", []))
+        if "rng" in state:
+            _set_rng_state(state["rng"])
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _loader(self, epoch: int) -> DataLoader:
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        # DistributedSampler also serves one process: a seeded shuffle that changes every epoch,
+        # and with several ranks, disjoint indices (so each rank draws different excerpts).
+        sampler = DistributedSampler(self.train_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
+                                     shuffle=True, seed=self.config.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
+                          num_workers=self.config.nb_workers, drop_last=True,
+                          pin_memory=self.device.type == "cuda",
+                          persistent_workers=False)
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
+    def train_epoch(self, epoch: int) -> float:
+        self.loss_module.train()
+        loader = self._loader(epoch)
+        total, count = 0.0, 0
+        limit = self.config.max_batches_per_epoch
+        bar = _progress(loader, self.config.progress and self.ctx.is_main, desc=f"epoch {epoch}",
+                        leave=False, total=min(len(loader), limit) if limit else len(loader))
+        for i, (mixture, references) in enumerate(bar):
+            if limit is not None and i >= limit:
+                break
+            mixture = mixture.to(self.device, non_blocking=True)
+            references = references.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss, _ = self.loss_module(mixture, references)
+            self.scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.item()
+            count += 1
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{total / count:.4g}")
+        if count == 0:
+            raise MSSBookError(
+                f"the training set gave no full batch of {self.config.batch_size}: it has "
+                f"{len(self.train_set)} excerpts per epoch over {self.ctx.world_size} process(es). "
+                "Lower the batch size or raise samples_per_track."
+            )
+        self._sync_buffers()
+        return self._mean_over_ranks(total / count)
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics), which DDP syncs only before a forward."""
+        if self.ctx.enabled:
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer.data, src=0)
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        if self.valid_set is None or len(self.valid_set) == 0:
+            return None
+        self.model.eval()
+        losses = []
+        if self.ctx.is_main:  # rank 0 scores the full tracks; the result is broadcast below
+            for index in _progress(range(len(self.valid_set)), self.config.progress, desc="validation", leave=False):
+                mixture, references = self.valid_set[index]  # one full track: (C, L), (S, C, L)
+                with self._autocast():
+                    loss = self.model.validation_loss(mixture[None].to(self.device), references[None].to(self.device))
+                losses.append(float(loss))
+        value = float(np.mean(losses)) if losses else 0.0
+        if self.ctx.enabled:
+            t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+            dist.broadcast(t, src=0)
+            value = float(t.item())
+        return value
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if not self.ctx.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t)
+        return float(t.item()) / self.ctx.world_size
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, Any]]:
+        """Train until ``epochs``, early stopping or the time budget; returns the history."""
+        cfg = self.config
+        start = time.perf_counter()
+        epochs = _progress(range(self.epoch + 1, cfg.epochs + 1), cfg.progress and self.ctx.is_main,
+                           desc="training", initial=self.epoch, total=cfg.epochs)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            valid_loss = self.validate()
+            monitored = valid_loss if valid_loss is not None else train_loss
+            lr = self.optimizer.param_groups[0]["lr"]
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(monitored)
+            elif self.scheduler is not None:
+                self.scheduler.step()
+            improved = monitored < self.best_loss
+            if improved:
+                self.best_loss, self.bad_epochs = monitored, 0
+            else:
+                self.bad_epochs += 1
+            self.epoch = epoch
+            self.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "lr": lr,
+                                 "seconds": round(time.perf_counter() - t0, 3), "best": improved})
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(train=f"{train_loss:.4g}", valid="-" if valid_loss is None else f"{valid_loss:.4g}")
+            self._write(improved)
+            if self.bad_epochs >= cfg.patience:
+                break
+            if cfg.time_budget is not None and time.perf_counter() - start >= cfg.time_budget:
+                break
+        return self.history
+
+    def _write(self, improved: bool) -> None:
+        if self.ctx.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "epoch": self.epoch, "best_loss": self.best_loss, "bad_epochs": self.bad_epochs,
+                "history": self.history, "rng": _rng_state(), "train_config": asdict(self.config),
+            }
+            save_checkpoint(self.output / "last.pt", self.model, **state)
+            if improved:
+                save_checkpoint(self.output / "best.pt", self.model, epoch=self.epoch, best_loss=self.best_loss,
+                                train_config=asdict(self.config))
+            with atomic_path(self.output / "history.json", overwrite=True) as tmp:
+                tmp.write_text(json.dumps({
+                    "model": self.model.name, "model_config": self.model.config,
+                    "parameters": self.model.num_parameters(), "train_config": asdict(self.config),
+                    "world_size": self.ctx.world_size, "device": str(self.device), "epochs": self.history,
+                }, indent=2, default=str))
+        if self.ctx.enabled:
+            dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------
+# from a dataset root to a trained model (what `mssbook train` and the notebooks run)
+@dataclass
+class DataConfig:
+    """Where the training excerpts come from and how they are drawn (sampler settings)."""
+
+    root: str | None = None  # a MUSDB18 root; None → $MUSDB_PATH
+    is_wav: bool | None = None  # None → detect STEMS or WAV
+    seq_dur: float = 6.0
+    samples_per_track: int = 64
+    source_augmentations: tuple[str, ...] = ("gain", "channelswap")
+    gain_range: tuple[float, float] = (0.25, 1.25)
+    random_track_mix: bool = True
+    validation: bool = True  # False: train on every training track, no validation (D3Net)
+    valid_max_duration: float | None = None  # crop validation tracks (quick runs)
+    seed: int = 42
+
+
+def build_datasets(targets, data: DataConfig):
+    """The training sampler and the full-track validation set for ``targets``."""
+    from .data.musdb import open_musdb
+    from .data.sampler import MUSDBTrainSet, MUSDBValidSet
+
+    train_db = open_musdb(data.root, subsets="train", split="train" if data.validation else None, is_wav=data.is_wav)
+    train_set = MUSDBTrainSet(
+        train_db, targets=list(targets), seq_dur=data.seq_dur, samples_per_track=data.samples_per_track,
+        random_track_mix=data.random_track_mix, source_augmentations=data.source_augmentations,
+        gain_range=tuple(data.gain_range), seed=data.seed,
+    )
+    valid_set = None
+    if data.validation:
+        valid_db = open_musdb(data.root, subsets="train", split="valid", is_wav=data.is_wav)
+        valid_set = MUSDBValidSet(valid_db, targets=list(targets), max_duration=data.valid_max_duration)
+    return train_set, valid_set
+
+
+def training_mixtures(train_set):
+    """Whole training mixtures, one ``(C, L)`` array at a time (input statistics, spec §1.3)."""
+    for track in train_set.tracks:
+        yield track.audio.T.astype(np.float32)
+
+
+def train_model(model: SeparationModel, data: DataConfig, config: TrainConfig | None = None,
+                output: str | os.PathLike = "runs/model", resume: str = "auto") -> Trainer:
+    """Build the datasets, initialise input statistics (fresh runs only) and train. Returns the trainer."""
+    config = config or TrainConfig(seed=data.seed)
+    train_set, valid_set = build_datasets(model.targets, data)
+    fresh = not (Path(output) / "last.pt").is_file() and resume in ("auto", "never")
+    if fresh:
+        model.initialize_from_data(training_mixtures(train_set))
+    trainer = Trainer(model, train_set, valid_set, output=output, config=config, resume=resume)
+    trainer.fit()
+    return trainer

@@ -1,0 +1,171 @@
+"""The one trainer: learning, checkpoints, history, resume, and DistributedDataParallel on 2 CPUs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from mssbook import models
+from mssbook.checkpoints import load_model, read_checkpoint, save_checkpoint
+from mssbook.errors import MSSBookError, OutputExistsError
+from mssbook.training import Trainer, TrainConfig
+
+SR = 8000
+
+
+class ToneDataset(Dataset):
+    """Vocals = a sine at a random pitch; the rest = noise. Deterministic per (seed, epoch, index)."""
+
+    def __init__(self, n=8, seconds=1.0, seed=0):
+        self.n, self.length, self.seed, self.epoch = n, int(seconds * SR), seed, 0
+        self.seen = []
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        self.seen.append(i)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        t = np.arange(self.length) / SR
+        vocals = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
+        noise = 0.1 * rng.standard_normal((2, self.length))
+        refs = np.stack([np.stack([vocals, vocals]), noise]).astype(np.float32)  # (S=2, C, L)
+        return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])  # mixture, vocals only
+
+
+def tiny_umx():
+    torch.manual_seed(0)
+    model = models.create("umx", preset="tutorial", target="vocals", sample_rate=SR, n_fft=512, n_hop=128,
+                          hidden_size=16, nb_layers=1, bandwidth=4000)
+    data = ToneDataset(n=4, seed=123)
+    model.initialize_from_data(data[i][0].numpy() for i in range(len(data)))  # input statistics
+    return model
+
+
+def config(**kw):
+    base = dict(epochs=2, batch_size=4, lr=1e-2, progress=False, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_trainer_learns_and_writes_checkpoints(tmp_path):
+    model = tiny_umx()
+    trainer = Trainer(model, ToneDataset(n=16), ToneDataset(n=2, seed=99), output=tmp_path / "run",
+                      config=config(epochs=6))
+    history = trainer.fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert all(h["valid_loss"] is not None and h["lr"] == pytest.approx(1e-2) for h in history)
+    saved = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert saved["model"] == "umx" and len(saved["epochs"]) == 6 and saved["parameters"] == model.num_parameters()
+    last = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["epoch"] == 6 and {"optimizer", "scheduler", "rng", "train_config"} <= set(last)
+    best = read_checkpoint(tmp_path / "run")  # a run folder resolves to best.pt
+    assert best["best_loss"] == pytest.approx(min(h["valid_loss"] for h in history))
+    # the checkpoint rebuilds the model without the training script
+    rebuilt = load_model(tmp_path / "run" / "last.pt")
+    x = torch.randn(1, 2, SR)
+    model.eval()
+    assert torch.allclose(rebuilt.separate(x, niter=0), model.separate(x, niter=0), atol=1e-6)
+    # no temporary files are left next to the checkpoints
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "history.json", "last.pt"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "a", config=config(epochs=3))
+    straight.fit()
+    first = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "b", config=config(epochs=1))
+    first.fit()
+    resumed = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "b", config=config(epochs=3))
+    assert resumed.epoch == 1  # picked up last.pt
+    resumed.fit()
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in straight.history])
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_output_folders_are_never_clobbered(tmp_path):
+    Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "run", config=config(epochs=1)).fit()
+    with pytest.raises(OutputExistsError, match="already holds a training run"):
+        Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "run", config=config(), resume="never")
+    other = models.create("umx", preset="tutorial", target="drums", sample_rate=SR, n_fft=512, n_hop=128,
+                          hidden_size=16, nb_layers=1, bandwidth=4000)
+    with pytest.raises(MSSBookError, match="holds a run of umx"):
+        Trainer(other, ToneDataset(), None, output=tmp_path / "run", config=config())
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = tiny_umx()
+    path = save_checkpoint(tmp_path / "last.pt", model, epoch=1)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, epoch=2)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_early_stopping_and_time_budget(tmp_path):
+    # with lr 0 only BatchNorm statistics move, so the validation loss soon stops improving
+    trainer = Trainer(tiny_umx(), ToneDataset(), ToneDataset(n=2), output=tmp_path / "p", config=config(epochs=50, lr=0.0, patience=2))
+    history = trainer.fit()
+    last_best = max(h["epoch"] for h in history if h["best"])
+    assert len(history) == last_best + 2 < 50  # stopped exactly `patience` epochs after the best
+    trainer = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "t", config=config(epochs=50, time_budget=0.0))
+    assert len(trainer.fit()) == 1
+
+
+def test_bad_settings_are_clear(tmp_path):
+    with pytest.raises(MSSBookError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine")
+    trainer = Trainer(tiny_umx(), ToneDataset(n=2), None, output=tmp_path / "x", config=config(batch_size=4))
+    with pytest.raises(MSSBookError, match="no full batch"):
+        trainer.fit()
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    sys.path.insert(0, os.environ["TEST_DIR"])
+    from test_train import ToneDataset, tiny_umx, config
+    from mssbook.training import Trainer
+    rank = int(os.environ["RANK"])
+    data = ToneDataset(n=16)
+    trainer = Trainer(tiny_umx(), data, ToneDataset(n=2, seed=5), output=os.environ["OUT"] + "/run", config=config(epochs=2))
+    trainer.fit()
+    torch.save({"params": {k: v.detach() for k, v in trainer.model.state_dict().items()}, "seen": data.seen,
+                "history": trainer.history}, os.environ["OUT"] + f"/rank{rank}.pt")
+""")
+
+
+def test_distributed_training_on_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, OUT=str(tmp_path), TEST_DIR=str(Path(__file__).parent), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", str(script)],
+                         capture_output=True, text=True, env=env, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    for name in r0["params"]:
+        assert torch.equal(r0["params"][name], r1["params"][name]), f"ranks disagree on {name}"  # weights and BN stats
+    initial = tiny_umx().state_dict()
+    assert not torch.equal(initial["target_models.vocals.fc1.weight"], r0["params"]["target_models.vocals.fc1.weight"])
+    # each rank drew different excerpts (disjoint halves of every epoch), and both logged the same losses
+    assert not set(r0["seen"][:8]) & set(r1["seen"][:8])
+    assert [h["train_loss"] for h in r0["history"]] == [h["train_loss"] for h in r1["history"]]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "history.json", "last.pt"]
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["world_size"] == 2
