@@ -26,6 +26,8 @@ from .errors import (  # noqa: E402
 _LAZY = {
     "load_audio": ("mssbook.data.audio", "load_audio"),
     "save_audio": ("mssbook.data.audio", "save_audio"),
+    "pretrained": ("mssbook.hub", "load_pretrained"),
+    "separate": ("mssbook.separate", "separate"),
 }
 
 
@@ -41,6 +43,8 @@ def __getattr__(name):
 __all__ = [
     "load_audio",
     "save_audio",
+    "pretrained",
+    "separate",
     "__version__",
     "profile",
     "MSSBookError",
