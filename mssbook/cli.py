@@ -112,7 +112,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="umx", help="registered model name (default: umx)")
     p.add_argument("--preset", default="paper", help="model preset: paper (published sizes) or tutorial (CPU-sized)")
     p.add_argument("--target", "--targets", dest="targets", nargs="+", default=None,
-                   help="source(s) to separate (default: the model's, e.g. vocals drums bass other)")
+                   help="source(s) to separate (default: the seed's, vocals for umx)")
     data = p.add_argument_group("data")
     data.add_argument("--root", default=None, help="MUSDB18 root (default: $MUSDB_PATH)")
     data.add_argument("--toy", action="store_true", help="train on the embedded toy dataset (generated if missing)")
@@ -167,9 +167,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if key not in preset_config:
             raise MSSBookError(f"model {args.model!r} has no option --{cli_name.replace('_', '-')}")
         overrides[key] = value
-    model = models.create(args.model, preset=args.preset, target=args.targets, **overrides)
+    targets = args.targets or entry.training.get("targets")  # the seed's default (UMX: vocals)
+    model = models.create(args.model, preset=args.preset, target=targets, **overrides)
 
-    recipe = dict(entry.training)  # the published recipe of this model, then explicit arguments
+    recipe = {k: v for k, v in entry.training.items() if k != "targets"}  # the model's recipe, then explicit args
     train_fields = {f.name for f in fields(TrainConfig)}
     data_fields = {f.name for f in fields(DataConfig)}
     for key in train_fields | data_fields:

@@ -478,6 +478,9 @@ class UMX(SeparationModel):
         ),
     },
     description="Open-Unmix (Stöter et al. 2019): per-target BiLSTM magnitude masks + multichannel Wiener filter",
+    # scripts/train.py trains one target at a time, vocals by default; the trainer's and the
+    # sampler's defaults are already Open-Unmix's recipe (spec §1.5)
+    training={"targets": ("vocals",)},
 )
 def build_umx(targets=("vocals", "drums", "bass", "other"), **config) -> UMX:
     return UMX(targets=targets, **config)
