@@ -27,7 +27,7 @@ _LAZY = {
     "load_audio": ("mssbook.data.audio", "load_audio"),
     "save_audio": ("mssbook.data.audio", "save_audio"),
     "pretrained": ("mssbook.hub", "load_pretrained"),
-    "separate": ("mssbook.separate", "separate"),
+    "separate": ("mssbook.separation", "separate"),
 }
 
 

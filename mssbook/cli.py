@@ -215,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     _configure_train(p)
     p.set_defaults(func=cmd_train)
 
+    from . import evaluation, separation
+
+    p = sub.add_parser("separate", help="separate audio files with a trained or pretrained model")
+    separation.configure_parser(p)
+
+    p = sub.add_parser("evaluate", help="separate a MUSDB18 subset and score it with museval (BSSEval v4)")
+    evaluation.configure_parser(p)
+
     p = sub.add_parser("demo", help="the main job: build the toy dataset and show it through musdb")
     _add_toy_size_args(p)
     p.set_defaults(func=cmd_demo)
