@@ -77,26 +77,10 @@ def cmd_toy(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # demo: the README's main job
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate (or reuse) the toy dataset, then read it back through the real musdb package."""
-    from .data.musdb import describe_musdb, open_musdb
-    from .data.toy import format_summary
+    """Toy dataset → train a tutorial UMX for vocals → separate → evaluate → report folder."""
+    from .demo import run_demo
 
-    start = time.perf_counter()
-    print("== 1. toy dataset (MUSDB18 layout: train/, test/, <Artist - Title>/<stem>.wav)")
-    summary = _generate_toy(args)
-    print(format_summary(summary))
-    root = Path(summary["root"])
-    print("\n== 2. the same dataset read by the musdb package")
-    for subsets, split in (("train", "train"), ("train", "valid"), ("test", None)):
-        db = open_musdb(root, subsets=subsets, split=split, is_wav=True)
-        info = describe_musdb(db)
-        label = f"{subsets}/{split}" if split else subsets
-        first = db.tracks[0]
-        print(f"{label:<12} {info['n_tracks']:>3} tracks, {info['total_seconds']:.0f} s; "
-              f"e.g. '{first.name}': {first.audio.shape[0] / first.rate:.1f} s, "
-              f"{first.audio.shape[1]} channels, sources {', '.join(first.sources)}")
-    print(f"\ndone in {time.perf_counter() - start:.1f} s. Next: open notebooks/ in Jupyter, "
-          "or `mssbook doctor` to check your setup.")
+    run_demo(output=args.output, progress=not args.quiet)
     return 0
 
 
@@ -223,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="separate a MUSDB18 subset and score it with museval (BSSEval v4)")
     evaluation.configure_parser(p)
 
-    p = sub.add_parser("demo", help="the main job: build the toy dataset and show it through musdb")
-    _add_toy_size_args(p)
+    p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
+    p.add_argument("--output", "-o", type=Path, default=None,
+                   help="report folder, must not exist (default: a new data/reports/demo-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser
 
