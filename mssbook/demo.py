@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models, profile
+from .errors import OutputExistsError
 from .paths import data_dir, shared_data_dir
 
 
@@ -60,7 +61,9 @@ def run_demo(output: str | Path | None = None, progress: bool = True) -> dict:
     settings = demo_settings()
     started = time.perf_counter()
     report = Path(output) if output else data_dir() / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
-    report.mkdir(parents=True, exist_ok=False)  # a new folder each run: nothing is overwritten
+    if report.exists():  # a new folder each run: nothing is overwritten
+        raise OutputExistsError(f"{report} already exists; choose a new --output folder (or omit it).")
+    report.mkdir(parents=True)
     summary: dict = {"report": str(report), "profile": profile.current(), "settings": settings}
 
     print("== 1. toy dataset")

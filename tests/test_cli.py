@@ -1,0 +1,63 @@
+"""The `mssbook` command end to end at the ci profile: toy, train, demo (as README shows them)."""
+
+import json
+
+import pytest
+
+from mssbook.checkpoints import read_checkpoint
+from mssbook.cli import main
+
+
+@pytest.fixture(autouse=True)
+def ci_profile_and_data(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("MSSBOOK_PROFILE", "ci")
+    # a private data dir so the test never touches the user's data/ (toy set generated once per session)
+    monkeypatch.setenv("MSSBOOK_DATA", str(tmp_path_factory.getbasetemp() / "mssbook-data"))
+
+
+def test_toy_command_writes_and_reuses(capsys):
+    assert main(["toy", "--train", "2", "--valid", "1", "--test", "1", "--duration", "3",
+                 "--root", str(_data() / "toy-small")]) == 0
+    first = capsys.readouterr().out
+    assert "train" in first and "valid" in first and "test" in first and "MB on disk" in first
+    assert main(["toy", "--train", "2", "--valid", "1", "--test", "1", "--duration", "3",
+                 "--root", str(_data() / "toy-small")]) == 0  # same settings: reused, not rewritten
+    assert main(["toy", "--train", "3", "--root", str(_data() / "toy-small")]) == 2  # other settings: refused
+    assert "overwrite=True" in capsys.readouterr().err
+
+
+def _data():
+    import os
+    from pathlib import Path
+
+    return Path(os.environ["MSSBOOK_DATA"])
+
+
+def test_train_command_on_the_toy_set(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "umx", "--preset", "tutorial", "--toy", "--epochs", "1", "--batch-size", "2",
+            "--samples-per-track", "1", "--seq-dur", "1.0", "--hidden-size", "16", "--nb-layers", "1",
+            "--valid-max-duration", "2", "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    state = read_checkpoint(out / "last.pt")
+    assert state["model_config"]["targets"] == ["vocals"]  # the seed's default target
+    assert state["model_config"]["hidden_size"] == 16 and state["epoch"] == 1
+    assert main(args[:-5] + ["--epochs", "2", "--output", str(out), "--quiet"]) == 0  # resumes to epoch 2
+    assert read_checkpoint(out / "last.pt")["epoch"] == 2
+    assert main(["train", "--model", "nosuch", "--toy"]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+
+
+def test_demo_writes_a_report(tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["demo", "--output", str(report), "--quiet"]) == 0
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["profile"] == "ci" and summary["training"]["epochs"] >= 1
+    assert (report / "spectrograms.png").stat().st_size > 10_000
+    table = (report / "scores.md").read_text()
+    assert "mixture as estimate" in table and "UMX" in table
+    stems = list((report / "stems").rglob("*.wav"))
+    assert any(p.name == "vocals_estimate.wav" for p in stems)
+    assert len(list((report / "scores" / "model" / "test").glob("*.json"))) == summary["scores"]["tracks"]
+    assert main(["demo", "--output", str(report), "--quiet"]) == 2  # never writes into an existing report
+    assert "already exists" in capsys.readouterr().err
