@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -170,11 +171,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = DataConfig(**{k: v for k, v in recipe.items() if k in data_fields})
     config = TrainConfig(progress=not args.quiet, **{k: v for k, v in recipe.items() if k in train_fields})
     output = args.output or Path("runs") / f"{args.model}-{'-'.join(model.targets)}"
-    print(f"training {args.model} ({args.preset}) for {', '.join(model.targets)}: "
+    say = print if os.environ.get("RANK", "0") == "0" else (lambda *a, **k: None)  # torchrun: rank 0 speaks
+    say(f"training {args.model} ({args.preset}) for {', '.join(model.targets)}: "
           f"{model.num_parameters():,} parameters, output {output}")
     trainer = train_model(model, data, config, output=output, resume=args.resume)
     last = trainer.history[-1] if trainer.history else {}
-    print(f"stopped after epoch {trainer.epoch}: best loss {trainer.best_loss:.5g}; "
+    say(f"stopped after epoch {trainer.epoch}: best loss {trainer.best_loss:.5g}; "
           f"last train {last.get('train_loss', float('nan')):.5g}; checkpoints in {output}")
     return 0
 
