@@ -396,7 +396,7 @@ def test_cli_on_real_mp3(tmp_path):
         pytest.skip("reading MP3 needs ffmpeg")
     model = tiny_umx("vocals")
     model.name = "umx"
-    ckpt = save_checkpoint(tmp_path / "run" / "best.pt", model)
+    save_checkpoint(tmp_path / "run" / "best.pt", model)
     out = tmp_path / "out"
     assert cli([str(mp3s[0]), "-o", str(out), "--model", str(tmp_path / "run"), "--device", "cpu",
                 "--duration", "4", "--niter", "0"]) == 0
