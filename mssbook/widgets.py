@@ -51,24 +51,18 @@ def play(audio, sr: int, scale: float | None = None):
 def players(clips: Mapping[str, object], sr: int):
     """Labelled players for several clips (e.g. mixture and stems) sharing one loudness scale.
 
-    Returns an ipywidgets box when ipywidgets is installed, else a list of (label, Audio) pairs
-    that a notebook cell can display one after another.
+    Returns one HTML block (a grid of labelled ``<audio>`` elements): it renders in Jupyter, Colab,
+    exported notebooks and on GitHub, and needs no widget front end (ipywidgets' ``Output``
+    can stall headless notebook runners).
     """
+    from html import escape
+
+    from IPython.display import HTML
+
     arrays = {name: _as_numpy(audio) for name, audio in clips.items()}
     scale = common_scale(arrays)
-    items = [(name, play(audio, sr, scale=scale)) for name, audio in arrays.items()]
-    try:
-        import ipywidgets as widgets
-    except ImportError:
-        return items
-    boxes = []
-    for name, player in items:
-        out = widgets.Output()
-        with out:
-            from IPython.display import display
-
-            display(player)
-        boxes.append(widgets.VBox([widgets.Label(name), out]))
-    return widgets.HBox(boxes) if len(boxes) <= 3 else widgets.GridBox(
-        boxes, layout=widgets.Layout(grid_template_columns="repeat(3, 1fr)")
+    cells = "".join(
+        f'<div style="margin:2px 8px"><div><b>{escape(str(name))}</b></div>{play(audio, sr, scale=scale)._repr_html_()}</div>'
+        for name, audio in arrays.items()
     )
+    return HTML(f'<div style="display:flex;flex-wrap:wrap;align-items:flex-end">{cells}</div>')
