@@ -70,23 +70,11 @@ SEED_PRESETS: dict[str, dict[str, Any]] = {
         source_augmentations=("gain", "channelswap"),
         gain_range=(0.25, 1.25),
     ),
-    # x-umx/args.py and asteroid egs/musdb18/X-UMX (architectures.md §2.3): same as UMX
-    "x-umx": dict(
-        seq_dur=6.0,
-        samples_per_track=64,
-        random_track_mix=True,
-        source_augmentations=("gain", "channelswap"),
-        gain_range=(0.25, 1.25),
-    ),
-    # d3net/music-source-separation data.py (architectures.md §3.4): narrower gain range
-    "d3net": dict(
-        seq_dur=6.0,
-        samples_per_track=64,
-        random_track_mix=True,
-        source_augmentations=("gain", "channelswap"),
-        gain_range=(0.75, 1.25),
-    ),
 }
+# x-umx/args.py and asteroid egs/musdb18/X-UMX (architectures.md §2.3): same as UMX
+SEED_PRESETS["x-umx"] = dict(SEED_PRESETS["umx"])
+# d3net/music-source-separation data.py (architectures.md §3.4): narrower gain range
+SEED_PRESETS["d3net"] = dict(SEED_PRESETS["umx"], gain_range=(0.75, 1.25))
 
 
 # --------------------------------------------------------------------------------------------
