@@ -67,7 +67,7 @@ def run_demo(output: str | Path | None = None, progress: bool = True) -> dict:
     summary: dict = {"report": str(report), "profile": profile.current(), "settings": settings}
 
     print("== 1. toy dataset")
-    root = ensure_toy_dataset()
+    root = ensure_toy_dataset(progress=progress)
     print(format_summary(summarize_dataset(root)))
 
     print("\n== 2. training a tutorial-size Open-Unmix for vocals on the CPU")
