@@ -13,13 +13,11 @@ import torch
 
 from .deps import import_matplotlib_pyplot
 from .signal.transforms import STFT, bin_frequencies, frame_times
+from .utils import as_channels_first
 
 
 def _mono(audio) -> np.ndarray:
-    if hasattr(audio, "detach"):
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio if audio.ndim == 1 else audio.mean(axis=0)
+    return as_channels_first(audio).mean(axis=0)
 
 
 def spectrogram_db(audio, n_fft: int = 2048, hop_length: int = 512, floor_db: float = -80.0) -> np.ndarray:
@@ -53,9 +51,7 @@ def waveform(audio, sr: int, ax=None, title: str | None = None):
     plt = import_matplotlib_pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 2))
-    if hasattr(audio, "detach"):
-        audio = audio.detach().cpu().numpy()
-    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    audio = as_channels_first(audio)
     t = np.arange(audio.shape[-1]) / sr
     for c, channel in enumerate(audio):
         ax.plot(t, channel, lw=0.5, alpha=0.8, label=f"channel {c}")

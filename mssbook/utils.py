@@ -40,6 +40,18 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
             tmp.unlink()
 
 
+def as_channels_first(audio) -> np.ndarray:
+    """Numpy or torch audio, (channels, samples) or (samples,), as a float32 (channels, samples) array."""
+    if hasattr(audio, "detach"):  # torch tensor
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise ValueError(f"expected audio shaped (channels, samples) or (samples,), got {audio.shape}")
+    return audio
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so that runs repeat exactly."""
     import torch

@@ -13,17 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import MissingDependencyError
-
-
-def _as_numpy(audio) -> np.ndarray:
-    if hasattr(audio, "detach"):  # torch tensor
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 1:
-        audio = audio[None]
-    if audio.ndim != 2:
-        raise ValueError(f"expected audio shaped (channels, samples) or (samples,), got {audio.shape}")
-    return audio
+from .utils import as_channels_first as _as_numpy
 
 
 def common_scale(clips: Mapping[str, np.ndarray] | list) -> float:

@@ -165,10 +165,11 @@ def build_augmentations(
 
 
 def _fit(audio: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad ``audio`` (C, L') on the right to (C, length)."""
-    if audio.shape[1] >= length:
-        return audio[:, :length]
-    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+    """Crop or zero-pad ``audio`` (..., L') on the right to (..., length)."""
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])]
+    return np.pad(audio, pad)
 
 
 def _stereo(audio: np.ndarray) -> np.ndarray:
@@ -247,15 +248,7 @@ def ffmpeg_excerpts(
     if length is not None:
         raw = raw[:length]
     audio = np.ascontiguousarray(raw.transpose(1, 2, 0), dtype=np.float32)  # (K, 2, L)
-    return audio if length is None else _fit_last(audio, length)
-
-
-def _fit_last(audio: np.ndarray, length: int) -> np.ndarray:
-    """Zero-pad (..., L') on the right to (..., length)."""
-    if audio.shape[-1] >= length:
-        return audio[..., :length]
-    pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])]
-    return np.pad(audio, pad)
+    return audio if length is None else _fit(audio, length)
 
 
 def _as_db(db, split_default: str | None, open_kwargs: dict):
