@@ -200,13 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     _configure_train(p)
     p.set_defaults(func=cmd_train)
 
-    from . import evaluation, separation
+    from . import evaluation, oracles, separation
 
     p = sub.add_parser("separate", help="separate audio files with a trained or pretrained model")
     separation.configure_parser(p)
 
-    p = sub.add_parser("evaluate", help="separate a MUSDB18 subset and score it with museval (BSSEval v4)")
+    p = sub.add_parser("evaluate", help="separate a MUSDB18 subset and score it (BSSEval v4, museval-exact)")
     evaluation.configure_parser(p)
+
+    p = sub.add_parser("oracle", help="score an oracle baseline (IBM, IRM, MWF, the mixture) on MUSDB18")
+    oracles.configure_parser(p)
 
     p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
     p.add_argument("--output", "-o", type=Path, default=None,

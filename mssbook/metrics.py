@@ -55,7 +55,7 @@ USDR_DELTA = 1e-7
 _CORRELATION_FFT = 1 << 14
 
 #: Frames transformed at once (bounds the temporaries to a few tens of MB per chunk).
-_FRAMES_PER_CHUNK = 4
+_FRAMES_PER_CHUNK = 2
 
 __all__ = [
     "BSS_METRICS",
@@ -209,34 +209,48 @@ def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _correlations(refs: torch.Tensor, others: torch.Tensor, max_lag: int) -> torch.Tensor:
-    """Exact linear cross-correlations ``c[k, m, max_lag + d] = Σ_n refs[k, n] · others[m, n + d]``
-    for |d| ≤ max_lag; refs (K, N), others (M, N) -> (K, M, 2·max_lag + 1).
+def _block_chunk(x: torch.Tensor, first: int, count: int, block: int, margin: int) -> torch.Tensor:
+    """Blocks ``first .. first + count - 1`` of ``block`` samples of x (channels, samples), each
+    widened by ``margin`` samples on both sides, zeros outside the signal:
+    (channels, count, block + 2·margin). Only this chunk is copied, never the whole signal."""
+    n = x.shape[-1]
+    start, stop = first * block - margin, (first + count) * block + margin
+    piece = x[:, max(start, 0):min(stop, n)]
+    piece = torch.nn.functional.pad(piece, (max(0, -start), max(0, stop - n)))
+    return piece.unfold(-1, block + 2 * margin, block)
 
-    Blocks of ``B = P − 2·max_lag`` samples of ``refs`` are correlated with the matching
-    ``B + 2·max_lag`` samples of ``others`` by FFTs of size P; the products are summed over
-    blocks per frequency bin (a complex matmul) and transformed back once.
+
+def _correlations(refs: torch.Tensor, ests: torch.Tensor, max_lag: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact linear cross-correlations ``c[k, m, max_lag + d] = Σ_n refs[k, n] · x[m, n + d]``
+    for |d| ≤ max_lag, with x the references (first result, (K, K, 2·max_lag + 1)) and the
+    estimates (second, (K, M, 2·max_lag + 1)).
+
+    Blocks of ``B = P − 2·max_lag`` reference samples are correlated with the matching
+    ``B + 2·max_lag`` samples of x by FFTs of size P; the products are summed over blocks per
+    frequency bin (a complex matmul) and transformed back once.
     """
     n_fft = _CORRELATION_FFT
     while n_fft < 8 * max_lag:
         n_fft *= 2
     block = n_fft - 2 * max_lag
-    n = refs.shape[-1]
-    n_blocks = -(-n // block)
-    padded_refs = torch.nn.functional.pad(refs, (0, n_blocks * block - n))
-    padded_others = torch.nn.functional.pad(others, (max_lag, n_blocks * block - n + max_lag))
-    ref_blocks = padded_refs.unfold(-1, block, block)  # (K, blocks, B)
-    other_blocks = padded_others.unfold(-1, block + 2 * max_lag, block)  # (M, blocks, B + 2 lag)
-    acc = None
+    n_blocks = -(-refs.shape[-1] // block)
+    acc_refs = acc_ests = None
     step = 16
-    for b in range(0, n_blocks, step):
-        a = torch.fft.rfft(ref_blocks[:, b:b + step], n=n_fft)  # (K, nb, F)
-        x = torch.fft.rfft(other_blocks[:, b:b + step], n=n_fft)  # (M, nb, F)
-        # Σ_blocks conj(A) X per bin: (F, K, nb) @ (F, nb, M)
-        prod = torch.matmul(a.permute(2, 0, 1).conj(), x.permute(2, 1, 0))
-        acc = prod if acc is None else acc.add_(prod)
-    corr = torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)  # (K, M, P)
-    return corr[..., : 2 * max_lag + 1]
+    for first in range(0, n_blocks, step):
+        count = min(step, n_blocks - first)
+        # Spectra laid out (bins, channels, blocks) / (bins, blocks, channels) for the matmul:
+        # contiguous operands, or the batched matmul copies every bin's small matrix on its own.
+        plain = torch.fft.rfft(_block_chunk(refs, first, count, block, 0), n=n_fft)  # (K, nb, F)
+        plain = plain.permute(2, 0, 1).conj_physical().contiguous()  # (F, K, nb)
+        for which, signal in (("refs", refs), ("ests", ests)):
+            wide = torch.fft.rfft(_block_chunk(signal, first, count, block, max_lag), n=n_fft)
+            wide = wide.permute(2, 1, 0).contiguous()  # (F, nb, M)
+            if which == "refs":
+                acc_refs = torch.matmul(plain, wide) if acc_refs is None else acc_refs.baddbmm_(plain, wide)
+            else:
+                acc_ests = torch.matmul(plain, wide) if acc_ests is None else acc_ests.baddbmm_(plain, wide)
+    width = 2 * max_lag + 1
+    return tuple(torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)[..., :width] for acc in (acc_refs, acc_ests))
 
 
 def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -261,16 +275,15 @@ def _distortion_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int
     n_src, n_chan, _ = refs.shape
     k = n_src * n_chan
     lag = filters_len - 1
-    flat_refs = refs.reshape(k, -1)
-    corr = _correlations(flat_refs, torch.cat([flat_refs, ests.reshape(k, -1)]), lag)
-    # Gram matrix of delayed references: G[(k1, t1), (k2, t2)] = corr_rr[k1, k2, t1 - t2]
+    corr_refs, corr_ests = _correlations(refs.reshape(k, -1), ests.reshape(k, -1), lag)
+    # Gram matrix of delayed references: G[(k1, t1), (k2, t2)] = corr_refs[k1, k2, t1 - t2]
     taus = torch.arange(filters_len, device=refs.device)
     lag_index = taus[:, None] - taus[None, :] + lag  # (L, L)
-    gram = corr[:, :k][:, :, lag_index]  # (K, K, L, L)
+    gram = corr_refs[:, :, lag_index]  # (K, K, L, L)
     gram = gram.permute(0, 2, 1, 3).reshape(k * filters_len, k * filters_len)
     gram.diagonal().add_(np.finfo(np.float64).eps)
     # Cross-correlations with the estimates: D[(k, t), m] = Σ_n r_k[n - t] e_m[n] = corr_re[k, m, t]
-    cross = corr[:, k:, lag:]  # (K, M, L)
+    cross = corr_ests[:, :, lag:]  # (K, M, L)
     cross = cross.permute(0, 2, 1).reshape(k * filters_len, k)
     all_filters = _solve_spd(gram, cross).reshape(k, filters_len, k)
     # Own-source filters: the diagonal blocks of G, batched over sources.
@@ -296,14 +309,23 @@ def _fft_size(n: int) -> int:
         m += 2
 
 
+def _sq_norm(x: torch.Tensor, dim) -> torch.Tensor:
+    """Σ |x|² over ``dim`` without materialising |x|² (a fused reduction)."""
+    return torch.linalg.vector_norm(x, dim=dim).square()
+
+
 def framewise_sdr_tensor(refs: torch.Tensor, ests: torch.Tensor, n_frames: int, length: int,
                          hop: int) -> torch.Tensor:
-    """(sources, frames) SDR = ‖s‖²/‖ŝ − s‖² per frame (dB, no silence rule)."""
-    r = _frames(refs, n_frames, length, hop)  # (J, C, T, W)
+    """(sources, frames) SDR = ‖s‖²/‖ŝ − s‖² per frame (dB, no silence rule); refs/ests
+    (J, C, N). SDR does not depend on the distortion filters (module docstring)."""
+    r = _frames(refs, n_frames, length, hop)  # (J, C, T, W) view
     e = _frames(ests, n_frames, length, hop)
-    signal = r.square().sum((1, 3))
-    error = (e - r).square().sum((1, 3))
-    return _db(signal, error)
+    sdr = torch.empty(refs.shape[0], n_frames, dtype=torch.float64, device=refs.device)
+    step = max(1, (1 << 22) // max(1, refs.shape[0] * refs.shape[1] * length))  # ~32 MB temporaries
+    for t0 in range(0, n_frames, step):
+        rt, et = r[:, :, t0:t0 + step], e[:, :, t0:t0 + step]
+        sdr[:, t0:t0 + step] = _db(_sq_norm(rt, (1, 3)), _sq_norm(et - rt, (1, 3)))
+    return sdr
 
 
 def bss_eval_group(refs: torch.Tensor, ests: torch.Tensor, win: int | None, hop: int | None,
@@ -320,31 +342,37 @@ def bss_eval_group(refs: torch.Tensor, ests: torch.Tensor, win: int | None, hop:
     if not sdr_only:
         all_filters, own_filters = _distortion_filters(refs, ests, filters_len)
         k = n_src * n_chan
-        q = _fft_size(length + filters_len - 1)
-        # Filter spectra, laid out for per-bin matmuls.
-        h_all = torch.fft.rfft(all_filters.permute(0, 2, 1), n=q).permute(2, 0, 1)  # (F, K, M)
-        h_own = torch.fft.rfft(own_filters.permute(0, 1, 3, 2), n=q).permute(3, 0, 1, 2)  # (F, J, C, C')
+        q = _fft_size(length + filters_len - 1)  # no wrap-around: frame + filter tail fit
         bins = q // 2 + 1
-        weights = torch.full((bins,), 2.0 / q, dtype=torch.float64, device=refs.device)
-        weights[0] = 1.0 / q
-        weights[-1] = 1.0 / q  # q is even: the last bin is Nyquist
-        ref_frames = _frames(refs.reshape(k, n), n_frames, length, hop)  # (K, T, W)
+        # Frequency responses as per-bin matrices acting on the reference channels (row vector s):
+        # s @ h_all = P_all (every reference through the all-filters), s @ h_own = P_own (each
+        # source's own channels through its own filters: block diagonal).
+        h_all = torch.fft.rfft(all_filters.permute(0, 2, 1), n=q).permute(2, 0, 1)  # (F, K, M)
+        h_own_blocks = torch.fft.rfft(own_filters.permute(0, 1, 3, 2), n=q)  # (J, C, C', F)
+        h_own = torch.zeros_like(h_all)
+        for j in range(n_src):
+            h_own[:, j * n_chan:(j + 1) * n_chan, j * n_chan:(j + 1) * n_chan] = h_own_blocks[j].permute(2, 0, 1)
+        eye = torch.eye(k, dtype=h_all.dtype, device=h_all.device).expand_as(h_all)
+        # One matmul per chunk gives every signal the metrics need, by linearity in s:
+        # [s, P_own, P_own - s, P_all - P_own, P_all, -P_all] (the last becomes ŝ - P_all below).
+        operator = torch.cat([eye, h_own, h_own - eye, h_all - h_own, h_all, -h_all], dim=-1)  # (F, K, 6K)
+        del h_all, h_own, eye
+        ref_frames = _frames(refs.reshape(k, n), n_frames, length, hop)  # (K, T, W) views
         est_frames = _frames(ests.reshape(k, n), n_frames, length, hop)
-
-        def energy(x: torch.Tensor) -> torch.Tensor:  # (F, t, J, C) complex -> (J, t)
-            return torch.einsum("ftjc,f->jt", x.real.square() + x.imag.square(), weights)
-
         for t0 in range(0, n_frames, _FRAMES_PER_CHUNK):
             t1 = min(t0 + _FRAMES_PER_CHUNK, n_frames)
-            s = torch.fft.rfft(ref_frames[:, t0:t1], n=q).permute(2, 1, 0)  # (F, t, K)
-            e = torch.fft.rfft(est_frames[:, t0:t1], n=q).permute(2, 1, 0)
-            p_all = torch.matmul(s, h_all)  # (F, t, M): every reference through the all-filters
-            shape = (bins, t1 - t0, n_src, n_chan)
-            s, e, p_all = s.reshape(shape), e.reshape(shape), p_all.reshape(shape)
-            p_own = torch.einsum("ftjc,fjcd->ftjd", s, h_own)  # own reference through own filters
-            out[1, :, t0:t1] = _db(energy(s), energy(p_own - s))
-            out[2, :, t0:t1] = _db(energy(p_own), energy(p_all - p_own))
-            out[3, :, t0:t1] = _db(energy(p_all), energy(e - p_all))
+            s = torch.fft.rfft(ref_frames[:, t0:t1], n=q).permute(2, 1, 0).contiguous()  # (F, t, K)
+            z = torch.matmul(s, operator)  # (F, t, 6K)
+            z[..., 5 * k:] += torch.fft.rfft(est_frames[:, t0:t1], n=q).permute(2, 1, 0)  # ŝ - P_all
+            # Energies over samples and channels by Parseval, for a real signal of even length q:
+            # (2 Σ_f |Z_f|² − |Z_0|² − |Z_q/2|²) / q, from the norm of the real view (one pass).
+            zr = torch.view_as_real(z).reshape(bins, -1)
+            sq = 2 * torch.linalg.vector_norm(zr, dim=0).square() - zr[0].square() - zr[-1].square()
+            e = (sq / q).view(t1 - t0, 6, n_src, -1).sum(-1)  # (t, 6, J)
+            s_energy, own, own_err, interf, all_, artif = e.unbind(1)
+            out[1, :, t0:t1] = _db(s_energy, own_err).T  # ISR = ‖s‖² / ‖P_own − s‖²
+            out[2, :, t0:t1] = _db(own, interf).T  # SIR = ‖P_own‖² / ‖P_all − P_own‖²
+            out[3, :, t0:t1] = _db(all_, artif).T  # SAR = ‖P_all‖² / ‖ŝ − P_all‖²
     out[:, :, silent] = math.nan
     return out
 

@@ -191,8 +191,8 @@ def test_single_estimates_are_completed(tree):
 
 def test_errors(tree, tmp_path):
     model = tiny_umx("vocals")
-    with pytest.raises(MSSBookError, match="backend 'fast'.*museval"):
-        evaluate_tracks(model, tree, output_dir=tmp_path, backend="fast", progress=False)
+    with pytest.raises(MSSBookError, match="backend 'exact'.*fast, museval"):
+        evaluate_tracks(model, tree, output_dir=tmp_path, backend="exact", progress=False)
     with pytest.raises(MSSBookError, match="no track named 'Nobody - Nothing'"):
         evaluate_tracks(model, tree, output_dir=tmp_path, tracks=["Nobody - Nothing"], progress=False)
     with pytest.raises(MSSBookError, match="positive number"):
