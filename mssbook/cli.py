@@ -117,6 +117,10 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr-decay-gamma", type=float, default=None, help="(0.3)")
     opt.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (off)")
     opt.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    opt.add_argument("--valid-metrics", nargs="+", choices=("usdr", "csdr", "si_sdr"), default=None,
+                     help="also score the validation tracks with these cheap SDRs each epoch (logged)")
+    opt.add_argument("--monitor", default=None,
+                     help="what early stopping and best.pt follow: loss (default) or one of --valid-metrics")
     opt.add_argument("--nb-workers", type=int, default=None, help="data loader processes (0)")
     opt.add_argument("--seed", type=int, default=None, help="(42)")
     opt.add_argument("--device", default=None, help="auto (cuda, mps, cpu), or a torch device")

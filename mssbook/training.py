@@ -32,6 +32,10 @@ from .models import SeparationModel
 from .utils import atomic_path
 
 
+#: Validation metrics the trainer can compute cheaply (see TrainConfig.valid_metrics).
+VALIDATION_METRICS = ("usdr", "csdr", "si_sdr")
+
+
 @dataclass
 class TrainConfig:
     """Training settings. Defaults are Open-Unmix's (``scripts/train.py``, spec §1.5)."""
@@ -56,8 +60,21 @@ class TrainConfig:
     max_batches_per_epoch: int | None = None
     progress: bool = True
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
+    # Cheap separation metrics on the validation tracks after each epoch (mssbook.metrics, no
+    # projections): any of "usdr", "csdr", "si_sdr"; logged per target as valid_<metric>.
+    valid_metrics: tuple[str, ...] = ()
+    # What early stopping, the plateau schedule and best.pt follow: "loss" (the validation loss),
+    # or one of valid_metrics (its mean over targets; higher is better).
+    monitor: str = "loss"
 
     def __post_init__(self) -> None:
+        self.valid_metrics = tuple(self.valid_metrics)
+        unknown = [m for m in self.valid_metrics if m not in VALIDATION_METRICS]
+        if unknown:
+            raise MSSBookError(f"valid_metrics {unknown} unknown; choose from {', '.join(VALIDATION_METRICS)}")
+        if self.monitor != "loss" and self.monitor not in self.valid_metrics:
+            raise MSSBookError(f"monitor={self.monitor!r} must be 'loss' or one of valid_metrics {self.valid_metrics}; "
+                               f"e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
         if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
             raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
         if self.batch_size < 1 or self.epochs < 1:
@@ -291,23 +308,43 @@ class Trainer:
                 dist.broadcast(buffer.data, src=0)
 
     @torch.no_grad()
-    def validate(self) -> float | None:
+    def validate(self) -> tuple[float | None, dict[str, dict[str, float]]]:
+        """The mean validation loss over the full validation tracks, and the requested cheap
+        metrics (``{metric: {target: mean over tracks}}``); rank 0 computes, others receive."""
         if self.valid_set is None or len(self.valid_set) == 0:
-            return None
+            return None, {}
+        from . import metrics as separation_metrics
+
         self.model.eval()
         losses = []
+        wanted = self.config.valid_metrics
+        scores = {m: {t: [] for t in self.model.targets} for m in wanted}
         if self.ctx.is_main:  # rank 0 scores the full tracks; the result is broadcast below
             for index in _progress(range(len(self.valid_set)), self.config.progress, desc="validation", leave=False):
                 mixture, references = self.valid_set[index]  # one full track: (C, L), (S, C, L)
                 with self._autocast():
                     loss = self.model.validation_loss(mixture[None].to(self.device), references[None].to(self.device))
                 losses.append(float(loss))
+                if wanted:
+                    estimates = self.model.separate(mixture[None].to(self.device))[0].float().cpu()  # (S, C, L)
+                    refs = dict(zip(self.model.targets, references.numpy()))
+                    ests = dict(zip(self.model.targets, estimates.numpy()))
+                    for name in wanted:
+                        values = (separation_metrics.csdr(refs, ests, self.model.sample_rate) if name == "csdr"
+                                  else getattr(separation_metrics, name)(refs, ests))
+                        for target, value in values.items():
+                            scores[name][target].append(value)
         value = float(np.mean(losses)) if losses else 0.0
+        means = {m: {t: float(np.nanmean(v)) if v else float("nan") for t, v in per.items()} for m, per in scores.items()}
         if self.ctx.enabled:
-            t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+            flat = [value] + [means[m][t] for m in wanted for t in self.model.targets]
+            t = torch.tensor(flat, dtype=torch.float64, device=self._comm_device())
             dist.broadcast(t, src=0)
-            value = float(t.item())
-        return value
+            values = t.tolist()
+            value = values[0]
+            for i, (m, target) in enumerate((m, t) for m in wanted for t in self.model.targets):
+                means[m][target] = values[1 + i]
+        return value, means
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
@@ -329,8 +366,10 @@ class Trainer:
         for epoch in epochs:
             t0 = time.perf_counter()
             train_loss = self.train_epoch(epoch)
-            valid_loss = self.validate()
+            valid_loss, valid_scores = self.validate()
             monitored = valid_loss if valid_loss is not None else train_loss
+            if cfg.monitor != "loss" and valid_scores:  # higher is better: minimise the negative
+                monitored = -float(np.nanmean(list(valid_scores[cfg.monitor].values())))
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(monitored)
@@ -343,7 +382,8 @@ class Trainer:
                 self.bad_epochs += 1
             self.epoch = epoch
             self.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "lr": lr,
-                                 "seconds": round(time.perf_counter() - t0, 3), "best": improved})
+                                 "seconds": round(time.perf_counter() - t0, 3), "best": improved,
+                                 **{f"valid_{m}": v for m, v in valid_scores.items()}})
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix(train=f"{train_loss:.4g}", valid="-" if valid_loss is None else f"{valid_loss:.4g}")
             self._write(improved)

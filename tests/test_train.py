@@ -94,6 +94,33 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
+def test_cheap_validation_metrics_can_drive_early_stopping(tmp_path):
+    from mssbook import metrics
+
+    valid = ToneDataset(n=2, seed=99)
+    trainer = Trainer(tiny_umx(), ToneDataset(n=8), valid, output=tmp_path / "run",
+                      config=config(epochs=3, valid_metrics=("usdr", "csdr", "si_sdr"), monitor="usdr"))
+    history = trainer.fit()
+    for h in history:
+        assert set(h["valid_usdr"]) == {"vocals"} and np.isfinite(h["valid_si_sdr"]["vocals"])
+    # the logged uSDR is the mean over validation tracks of mssbook.metrics.usdr of the separation
+    model = trainer.model.eval()
+    expected = []
+    for i in range(len(valid)):
+        mixture, refs = valid[i]
+        with torch.no_grad():
+            est = model.separate(mixture[None])[0]
+        expected.append(metrics.usdr({"vocals": refs[0].numpy()}, {"vocals": est[0].numpy()})["vocals"])
+    assert history[-1]["valid_usdr"]["vocals"] == pytest.approx(np.mean(expected), abs=1e-4)
+    # best.pt follows the highest uSDR
+    best_epoch = max(history, key=lambda h: h["valid_usdr"]["vocals"])["epoch"]
+    assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == best_epoch
+    with pytest.raises(MSSBookError, match="monitor='usdr' must be 'loss' or one of valid_metrics"):
+        TrainConfig(monitor="usdr")
+    with pytest.raises(MSSBookError, match="valid_metrics .*unknown"):
+        TrainConfig(valid_metrics=("pesq",))
+
+
 def test_output_folders_are_never_clobbered(tmp_path):
     Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "run", config=config(epochs=1)).fit()
     with pytest.raises(OutputExistsError, match="already holds a training run"):
