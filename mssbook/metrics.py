@@ -225,6 +225,14 @@ def _block_chunk(x: torch.Tensor, first: int, count: int, block: int, margin: in
     return piece.unfold(-1, block + 2 * margin, block)
 
 
+def _zero_padded(x: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+    """x (..., t, W) copied into the head of ``buffer`` (..., ≥t, P), whose tail stays zero: an FFT
+    input of length P without allocating and zero-filling a padded copy for every chunk."""
+    out = buffer[..., : x.shape[-2], :]
+    out[..., : x.shape[-1]].copy_(x)
+    return out
+
+
 def _correlations(refs: torch.Tensor, ests: torch.Tensor, max_lag: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact linear cross-correlations ``c[k, m, max_lag + d] = Σ_n refs[k, n] · x[m, n + d]``
     for |d| ≤ max_lag, with x the references (first result, (K, K, 2·max_lag + 1)) and the
@@ -239,23 +247,21 @@ def _correlations(refs: torch.Tensor, ests: torch.Tensor, max_lag: int) -> tuple
         n_fft *= 2
     block = n_fft - 2 * max_lag
     n_blocks = -(-refs.shape[-1] // block)
-    acc_refs = acc_ests = None
+    sums: list[torch.Tensor | None] = [None, None]  # Σ_blocks conj(A)·X per bin, for x = refs, ests
     step = 16
+    pad_buffer = torch.zeros(refs.shape[0], step, n_fft, dtype=refs.dtype, device=refs.device)
     for first in range(0, n_blocks, step):
         count = min(step, n_blocks - first)
         # Spectra laid out (bins, channels, blocks) / (bins, blocks, channels) for the matmul:
         # contiguous operands, or the batched matmul copies every bin's small matrix on its own.
-        plain = torch.fft.rfft(_block_chunk(refs, first, count, block, 0), n=n_fft)  # (K, nb, F)
+        plain = torch.fft.rfft(_zero_padded(_block_chunk(refs, first, count, block, 0), pad_buffer), dim=-1)
         plain = plain.permute(2, 0, 1).conj_physical().contiguous()  # (F, K, nb)
-        for which, signal in (("refs", refs), ("ests", ests)):
+        for i, signal in enumerate((refs, ests)):
             wide = torch.fft.rfft(_block_chunk(signal, first, count, block, max_lag), n=n_fft)
             wide = wide.permute(2, 1, 0).contiguous()  # (F, nb, M)
-            if which == "refs":
-                acc_refs = torch.matmul(plain, wide) if acc_refs is None else acc_refs.baddbmm_(plain, wide)
-            else:
-                acc_ests = torch.matmul(plain, wide) if acc_ests is None else acc_ests.baddbmm_(plain, wide)
+            sums[i] = torch.matmul(plain, wide) if sums[i] is None else sums[i].baddbmm_(plain, wide)
     width = 2 * max_lag + 1
-    return tuple(torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)[..., :width] for acc in (acc_refs, acc_ests))
+    return tuple(torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)[..., :width] for acc in sums)
 
 
 def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -361,6 +367,7 @@ def bss_eval_group(refs: torch.Tensor, ests: torch.Tensor, win: int | None, hop:
         del h_all, h_own
         ref_frames = _frames(refs.reshape(k, n), n_frames, length, hop)  # (K, T, W) views
         est_frames = _frames(ests.reshape(k, n), n_frames, length, hop)
+        pad_buffer = torch.zeros(k, _FRAMES_PER_CHUNK, q, dtype=refs.dtype, device=refs.device)
 
         def energy(x: torch.Tensor) -> torch.Tensor:
             """Σ over samples of each frame signal whose spectra are x (F, ...) contiguous, by
@@ -371,8 +378,9 @@ def bss_eval_group(refs: torch.Tensor, ests: torch.Tensor, win: int | None, hop:
 
         for t0 in range(0, n_frames, _FRAMES_PER_CHUNK):
             t1 = min(t0 + _FRAMES_PER_CHUNK, n_frames)
-            s = torch.fft.rfft(ref_frames[:, t0:t1], n=q).permute(2, 1, 0).contiguous()  # (F, t, K)
-            e = torch.fft.rfft(est_frames[:, t0:t1], n=q).permute(2, 1, 0)  # (F, t, K) view
+            s = torch.fft.rfft(_zero_padded(ref_frames[:, t0:t1], pad_buffer), dim=-1)
+            s = s.permute(2, 1, 0).contiguous()  # (F, t, K)
+            e = torch.fft.rfft(_zero_padded(est_frames[:, t0:t1], pad_buffer), dim=-1).permute(2, 1, 0)  # view
             projections = torch.matmul(s, operator).view(bins, t1 - t0, 2, k)  # (F, t, [own, all], K)
             p_own, p_all = projections.unbind(2)
             errors = torch.empty(bins, t1 - t0, 3, k, dtype=s.dtype, device=s.device)
