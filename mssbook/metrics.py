@@ -228,7 +228,7 @@ def _block_chunk(x: torch.Tensor, first: int, count: int, block: int, margin: in
 def _zero_padded(x: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
     """x (..., t, W) copied into the head of ``buffer`` (..., ≥t, P), whose tail stays zero: an FFT
     input of length P without allocating and zero-filling a padded copy for every chunk."""
-    out = buffer[..., : x.shape[-2], :]
+    out = buffer[tuple(slice(0, size) for size in x.shape[:-1])]
     out[..., : x.shape[-1]].copy_(x)
     return out
 
@@ -238,42 +238,128 @@ def _correlations(refs: torch.Tensor, ests: torch.Tensor, max_lag: int) -> tuple
     for |d| ≤ max_lag, with x the references (first result, (K, K, 2·max_lag + 1)) and the
     estimates (second, (K, M, 2·max_lag + 1)).
 
-    Blocks of ``B = P − 2·max_lag`` reference samples are correlated with the matching
-    ``B + 2·max_lag`` samples of x by FFTs of size P; the products are summed over blocks per
-    frequency bin (a complex matmul) and transformed back once.
+    The signals are cut into blocks of ``B = P − max_lag`` samples. Within a block, the FFTs of
+    size P (zero-padded, so no wrap-around) give the correlations; their products are summed over
+    blocks per frequency bin (a complex matmul) and transformed back once. The pairs of samples
+    that straddle a block boundary (at most ``max_lag`` on each side) are added from short FFTs
+    of the samples around each boundary (:func:`_boundary_correlations`).
     """
     n_fft = _CORRELATION_FFT
     while n_fft < 8 * max_lag:
         n_fft *= 2
-    block = n_fft - 2 * max_lag
+    block = n_fft - max_lag
     n_blocks = -(-refs.shape[-1] // block)
     sums: list[torch.Tensor | None] = [None, None]  # Σ_blocks conj(A)·X per bin, for x = refs, ests
     step = 16
-    pad_buffer = torch.zeros(refs.shape[0], step, n_fft, dtype=refs.dtype, device=refs.device)
+    channels = max(refs.shape[0], ests.shape[0])
+    pad_buffer = torch.zeros(channels, step, n_fft, dtype=refs.dtype, device=refs.device)
     for first in range(0, n_blocks, step):
         count = min(step, n_blocks - first)
         # Spectra laid out (bins, channels, blocks) / (bins, blocks, channels) for the matmul:
         # contiguous operands, or the batched matmul copies every bin's small matrix on its own.
-        plain = torch.fft.rfft(_zero_padded(_block_chunk(refs, first, count, block, 0), pad_buffer), dim=-1)
-        plain = plain.permute(2, 0, 1).conj_physical().contiguous()  # (F, K, nb)
-        for i, signal in enumerate((refs, ests)):
-            wide = torch.fft.rfft(_block_chunk(signal, first, count, block, max_lag), n=n_fft)
-            wide = wide.permute(2, 1, 0).contiguous()  # (F, nb, M)
-            sums[i] = torch.matmul(plain, wide) if sums[i] is None else sums[i].baddbmm_(plain, wide)
+        spectra = [torch.fft.rfft(_zero_padded(_block_chunk(x, first, count, block, 0), pad_buffer), dim=-1)
+                   for x in (refs, ests)]  # (K, nb, F) each
+        a = spectra[0].permute(2, 0, 1).conj_physical().contiguous()  # (F, K, nb)
+        for i, x in enumerate(spectra):
+            x = x.permute(2, 1, 0).contiguous()  # (F, nb, M)
+            sums[i] = torch.matmul(a, x) if sums[i] is None else sums[i].baddbmm_(a, x)
+    result = []
+    for acc, x in zip(sums, (refs, ests)):
+        circular = torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)  # (K, M, P): lag d at index d mod P
+        within = torch.cat([circular[..., n_fft - max_lag:], circular[..., : max_lag + 1]], dim=-1)
+        result.append(within + _boundary_correlations(refs, x, block, n_blocks, max_lag))
+    return result[0], result[1]
+
+
+def _boundary_correlations(refs: torch.Tensor, others: torch.Tensor, block: int, n_blocks: int,
+                           max_lag: int) -> torch.Tensor:
+    """The part of ``Σ_n refs[k, n] · others[m, n + d]`` (|d| ≤ max_lag) whose two samples lie on
+    either side of a block boundary p = b·block: (K, M, 2·max_lag + 1).
+
+    For d > 0 these pairs are the last ``max_lag`` reference samples before p with the first
+    ``max_lag`` samples of x after it; for d < 0 the other way round. Both are correlations of
+    short segments (FFT size ≥ 2·max_lag), summed over boundaries per bin."""
+    n = refs.shape[-1]
+    bounds = torch.arange(1, n_blocks, device=refs.device) * block
+    bounds = bounds[bounds < n]
     width = 2 * max_lag + 1
-    return tuple(torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)[..., :width] for acc in sums)
+    if bounds.numel() == 0:
+        return torch.zeros(refs.shape[0], others.shape[0], width, dtype=refs.dtype, device=refs.device)
+    index = bounds[:, None] + torch.arange(-max_lag, max_lag, device=refs.device)  # (nb, 2·lag)
+    inside = index < n
+    size = 1 << (2 * max_lag - 1).bit_length()
+
+    def segments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        around = x[:, index.clamp(max=n - 1)] * inside  # (channels, nb, 2·lag), zeros past the end
+        before, after = around[..., :max_lag], around[..., max_lag:]
+        return torch.fft.rfft(before, n=size), torch.fft.rfft(after, n=size)
+
+    def summed(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # Σ_boundaries corr(a, x)
+        a = a.permute(2, 0, 1).conj_physical().contiguous()  # contiguous: see _correlations
+        product = torch.matmul(a, x.permute(2, 1, 0).contiguous())  # (F, K, M)
+        return torch.fft.irfft(product.permute(1, 2, 0), n=size)  # shift s at index s mod size
+
+    ref_before, ref_after = segments(refs)
+    other_before, other_after = segments(others)
+    out = torch.zeros(refs.shape[0], others.shape[0], width, dtype=refs.dtype, device=refs.device)
+    # d > 0: refs before p, others after: shift s = d − max_lag in [1 − max_lag, 0]
+    forward = summed(ref_before, other_after)
+    out[..., max_lag + 1:] = torch.cat([forward[..., size - max_lag + 1:], forward[..., :1]], dim=-1)
+    # d < 0: refs after p, others before: shift s = d + max_lag in [0, max_lag − 1]
+    backward = summed(ref_after, other_before)
+    out[..., :max_lag] = backward[..., :max_lag]
+    return out
 
 
-def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Solve ``matrix @ x = rhs`` for symmetric positive (semi)definite ``matrix`` (batched):
-    Cholesky, falling back to LU and then least squares as museval does for singular systems."""
-    factor, info = torch.linalg.cholesky_ex(matrix)
-    if not bool((info != 0).any()):
-        return torch.cholesky_solve(rhs, factor)
+def _solve_spd(matrix: torch.Tensor, rhs: torch.Tensor, rebuild) -> torch.Tensor:
+    """Solve ``matrix @ x = rhs`` (batched) for symmetric positive definite ``matrix``: Cholesky,
+    falling back to LU and then least squares, as museval falls back for singular systems.
+
+    On the CPU the factorisation runs in LAPACK's ``dpotrf`` in place (torch's Cholesky also
+    zeroes the upper triangle, which costs half as much again for a 4096² matrix); ``matrix`` is
+    overwritten, and ``rebuild()`` returns it again for a fallback."""
+    size = matrix.shape[-1]
+    if matrix.device.type == "cpu":
+        from scipy.linalg import lapack
+
+        solutions = []
+        for m, r in zip(matrix.reshape(-1, size, size), rhs.reshape(-1, size, rhs.shape[-1])):
+            # m is symmetric, so its transpose is the same matrix in Fortran order: no copy
+            factor, info = lapack.dpotrf(m.numpy().T, lower=1, clean=0, overwrite_a=1)
+            if info != 0:
+                break
+            x, info = lapack.dpotrs(factor, r.numpy(), lower=1)
+            solutions.append(torch.from_numpy(x))
+        else:
+            return torch.stack(solutions).reshape(rhs.shape)
+    else:
+        factor, info = torch.linalg.cholesky_ex(matrix)
+        if not bool((info != 0).any()):
+            return torch.cholesky_solve(rhs, factor)
+    matrix = rebuild()
     solution, info = torch.linalg.solve_ex(matrix, rhs)
     if not bool((info != 0).any()):
         return solution
     return torch.linalg.lstsq(matrix.cpu(), rhs.cpu()).solution.to(matrix.device)
+
+
+def _gram(corr_refs: torch.Tensor, filters_len: int) -> torch.Tensor:
+    """(G + εI): the Gram matrix of the delayed references, G[(k1, t1), (k2, t2)] =
+    Σ_n r_k1[n − t1] r_k2[n − t2] = corr_refs[k1, k2, t1 − t2], with museval's ε = float64 eps."""
+    k, lag = corr_refs.shape[0], filters_len - 1
+    taus = torch.arange(filters_len, device=corr_refs.device)
+    channels = torch.arange(k, device=corr_refs.device)
+    lag_index = taus[:, None, None] - taus[None, None, :] + lag  # (L, 1, L): t1 - t2 + lag
+    gram = corr_refs[channels[:, None, None, None], channels[None, None, :, None], lag_index[None]]
+    gram = gram.reshape(k * filters_len, k * filters_len)  # gathered straight into (K, L, K, L)
+    gram.diagonal().add_(np.finfo(np.float64).eps)
+    return gram
+
+
+def _own_blocks(gram: torch.Tensor, n_src: int) -> torch.Tensor:
+    """The diagonal blocks of G, one per source: (J, C·L, C·L) copies."""
+    size = gram.shape[0] // n_src
+    return torch.stack([gram[j * size:(j + 1) * size, j * size:(j + 1) * size] for j in range(n_src)])
 
 
 def _distortion_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int):
@@ -281,30 +367,22 @@ def _distortion_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int
 
     ``all_filters[k, τ, m]``: tap τ from reference channel k to estimate channel m (least squares
     on all references); ``own_filters[j, c, τ, c']``: from source j's channel c to its estimate's
-    channel c' (least squares on source j alone). museval's equations (G + εI) A = D.
+    channel c' (least squares on source j alone). museval's equations (G + εI) A = D, where D
+    holds the cross-correlations with the estimates.
     """
     n_src, n_chan, _ = refs.shape
     k = n_src * n_chan
     lag = filters_len - 1
     corr_refs, corr_ests = _correlations(refs.reshape(k, -1), ests.reshape(k, -1), lag)
-    # Gram matrix of delayed references: G[(k1, t1), (k2, t2)] = corr_refs[k1, k2, t1 - t2]
-    taus = torch.arange(filters_len, device=refs.device)
-    lag_index = taus[:, None] - taus[None, :] + lag  # (L, L)
-    gram = corr_refs[:, :, lag_index]  # (K, K, L, L)
-    gram = gram.permute(0, 2, 1, 3).reshape(k * filters_len, k * filters_len)
-    gram.diagonal().add_(np.finfo(np.float64).eps)
-    # Cross-correlations with the estimates: D[(k, t), m] = Σ_n r_k[n - t] e_m[n] = corr_re[k, m, t]
-    cross = corr_ests[:, :, lag:]  # (K, M, L)
-    cross = cross.permute(0, 2, 1).reshape(k * filters_len, k)
-    all_filters = _solve_spd(gram, cross).reshape(k, filters_len, k)
-    # Own-source filters: the diagonal blocks of G, batched over sources.
+    gram = _gram(corr_refs, filters_len)
+    own_gram = _own_blocks(gram, n_src)  # taken before the in-place factorisation below
+    # D[(k, t), m] = Σ_n r_k[n - t] e_m[n] = corr_ests[k, m, t]
+    cross = corr_ests[:, :, lag:].permute(0, 2, 1).reshape(k * filters_len, k)
+    all_filters = _solve_spd(gram, cross, lambda: _gram(corr_refs, filters_len)).reshape(k, filters_len, k)
     size = n_chan * filters_len
-    own_gram = torch.stack([gram[j * size:(j + 1) * size, j * size:(j + 1) * size] for j in range(n_src)])
-    own_cross = torch.stack([
-        cross[j * size:(j + 1) * size, j * n_chan:(j + 1) * n_chan] for j in range(n_src)
-    ])
-    own_filters = _solve_spd(own_gram, own_cross).reshape(n_src, n_chan, filters_len, n_chan)
-    return all_filters, own_filters
+    own_cross = torch.stack([cross[j * size:(j + 1) * size, j * n_chan:(j + 1) * n_chan] for j in range(n_src)])
+    own_filters = _solve_spd(own_gram, own_cross, lambda: _own_blocks(_gram(corr_refs, filters_len), n_src))
+    return all_filters, own_filters.reshape(n_src, n_chan, filters_len, n_chan)
 
 
 def _fft_size(n: int) -> int:
