@@ -48,6 +48,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -513,6 +514,23 @@ def evaluate_tracks(
                             overwrite=overwrite, progress=progress)
 
 
+@contextmanager
+def _audio_cached(track):
+    """Decode a musdb track's mixture and sources once while it is evaluated.
+
+    musdb decodes the file again on every ``.audio`` access (and a target such as accompaniment
+    sums its sources, decoding each), so an estimator and the scorer together would read each
+    stem many times; its ``audio`` setters hold an array instead. Released afterwards."""
+    sources = list(getattr(track, "sources", {}).values())
+    try:
+        for item in [track, *sources]:
+            item.audio = item.audio
+        yield track
+    finally:
+        for item in [track, *sources]:
+            item.audio = None
+
+
 def evaluate_dataset(
     estimator,
     root=None,
@@ -577,8 +595,9 @@ def evaluate_dataset(
             skipped.append(track.name)
             say(f"{track.name}: already evaluated ({path}), skipped")
             continue
-        estimates = estimator(track)
-        store = score_track(track, estimates, output_dir=output_dir, backend=backend, settings=settings)
+        with _audio_cached(track):
+            estimates = estimator(track)
+            store = score_track(track, estimates, output_dir=output_dir, backend=backend, settings=settings)
         evaluated.append(track.name)
         medians = ", ".join(
             f"{t['name']} {_nanmedian([float(f['metrics']['SDR']) for f in t['frames']]):.2f}"

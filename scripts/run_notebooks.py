@@ -3,7 +3,7 @@
 
     python scripts/run_notebooks.py                      # every chapter, default (classroom) profile
     python scripts/run_notebooks.py --profile ci         # the sizes the test suite uses
-    python scripts/run_notebooks.py notebooks/01_open_unmix.ipynb --budget 300 --output runs/nb
+    python scripts/run_notebooks.py notebooks/02_open_unmix.ipynb --budget 300 --output runs/nb
 
 Each notebook is executed in a fresh Jupyter kernel (nbclient), in order, with the working
 directory set to ``notebooks/`` as in Jupyter, and ``MSSBOOK_PROFILE`` set for the kernel. The
