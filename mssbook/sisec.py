@@ -18,6 +18,7 @@ says so); scores measured on the course's toy songs are not comparable with them
 from __future__ import annotations
 
 import csv
+import sysconfig
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +67,14 @@ def _candidates() -> list[Path]:
     if root is not None:
         paths.append(root / "data" / PUBLISHED_SCORES_FILE)
     paths.append(data_dir() / PUBLISHED_SCORES_FILE)
+    # a pip install (e.g. Colab's, from git) puts the table in <prefix>/share/mssbook
+    paths.append(Path(sysconfig.get_path("data")) / "share" / "mssbook" / PUBLISHED_SCORES_FILE)
     return list(dict.fromkeys(paths))
 
 
 def published_scores_path() -> Path:
-    """Where the table is: the checkout's ``data/published_scores.csv``, else ``data_dir()``'s.
+    """Where the table is: the checkout's ``data/published_scores.csv``, else ``data_dir()``'s,
+    else the copy a pip install puts in ``<prefix>/share/mssbook``.
 
     Raises :class:`~mssbook.errors.MSSBookError` naming the places looked at when neither exists
     (a pip install without a checkout has no ``data/`` folder).

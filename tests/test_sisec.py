@@ -125,3 +125,22 @@ def test_scores_boxplot_draws_one_panel_per_target():
         plt.close(fig)
     with pytest.raises(ValueError, match="no targets"):
         scores_boxplot({})
+
+
+def test_an_installed_copy_is_found_without_a_checkout(tmp_path, monkeypatch):
+    """pip (e.g. on Colab) installs the table into <prefix>/share/mssbook (pyproject data-files)."""
+    import shutil
+    import sysconfig
+
+    shipped = sisec.published_scores_path()
+    prefix = tmp_path / "prefix"
+    (prefix / "share" / "mssbook").mkdir(parents=True)
+    shutil.copy(shipped, prefix / "share" / "mssbook" / shipped.name)
+    monkeypatch.setattr(sisec, "checkout_root", lambda: None)
+    monkeypatch.setattr(sisec, "data_dir", lambda: tmp_path / "empty")
+    real_get_path = sysconfig.get_path
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, *a, **k: str(prefix) if name == "data" else real_get_path(name, *a, **k))
+    assert sisec.published_scores_path() == prefix / "share" / "mssbook" / shipped.name
+    (prefix / "share" / "mssbook" / shipped.name).unlink()
+    with pytest.raises(MSSBookError, match="published_scores.csv"):
+        sisec.published_scores_path()
