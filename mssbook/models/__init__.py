@@ -103,5 +103,6 @@ def from_config(name: str, config: dict) -> SeparationModel:
 
 from . import umx  # noqa: E402,F401  (registers "umx")
 from . import xumx  # noqa: E402,F401  (registers "xumx")
+from . import d3net  # noqa: E402,F401  (registers "d3net")
 
 __all__ = ["SeparationModel", "register", "create", "from_config", "available", "presets", "entry"]
