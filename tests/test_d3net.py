@@ -247,7 +247,8 @@ def test_separate_shapes_through_patches_channel_swap_and_wiener():
     from mssbook.separation import separate
 
     model = tiny_d3net(targets=("vocals", "bass")).eval()
-    assert model.separation_options() == {"niter": 1, "residual": False, "wiener_win_len": 0, "channel_swap": True}
+    assert model.separation_options() == {"niter": 1, "residual": False, "wiener_win_len": 0, "channel_swap": True,
+                                         "runtime": "torch"}
     audio = 0.3 * torch.randn(2, 2, SR, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         out = model.separate(audio)

@@ -278,7 +278,8 @@ def test_a_small_umx_learns_to_pull_a_sine_out_of_noise(one_thread):
 # --- options and errors ----------------------------------------------------------------------
 def test_separation_options_and_output_names():
     model = small_umx(targets=("vocals", "drums"))
-    assert model.separation_options() == {"niter": 1, "softmask": False, "residual": False, "wiener_win_len": 300}
+    assert model.separation_options() == {"niter": 1, "softmask": False, "residual": False, "wiener_win_len": 300,
+                                         "runtime": "torch"}
     assert model.output_names() == ["vocals", "drums"]
     assert model.output_names(residual=True) == ["vocals", "drums", "residual"]
     assert small_umx(residual=True, wiener_win_len=None).separation_options()["wiener_win_len"] == 0

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import check_runtime, network_runner
 from ..signal.transforms import ISTFT, STFT, bandwidth_to_max_bin, magnitude
 from ..signal.wiener import wiener
 from . import register
@@ -372,6 +373,7 @@ class UMX(SeparationModel):
             "softmask": self.softmask,
             "residual": self.residual,
             "wiener_win_len": self.wiener_win_len,
+            "runtime": "torch",
         }
 
     def separate(
@@ -381,6 +383,7 @@ class UMX(SeparationModel):
         softmask: bool | None = None,
         residual: bool | None = None,
         wiener_win_len: int | None = None,
+        runtime: str | None = None,
     ) -> torch.Tensor:
         """Waveforms (B, S, C, L) for mixtures (B, C, L); S counts the residual when there is one.
 
@@ -388,9 +391,12 @@ class UMX(SeparationModel):
         ``wiener_win_len=0`` filters all frames at once. With a single source (one target, no
         residual) the default ``niter`` falls back to 0, since EM needs two sources to share the
         mixture; asking for ``niter >= 1`` explicitly then raises. Runs the networks in whatever
-        mode the model is in: call ``model.eval()`` first (BatchNorm and dropout).
+        mode the model is in: call ``model.eval()`` first (BatchNorm and dropout). ``runtime="onnx"``
+        runs the networks through onnxruntime on the CPU (:mod:`mssbook.runtime`; needs
+        ``pip install onnxruntime onnx``); STFT and Wiener filter stay in torch.
         """
         self._check_mixture(mixture)
+        runtime = check_runtime("torch" if runtime is None else runtime)
         softmask = self.softmask if softmask is None else bool(softmask)
         residual = self.residual if residual is None else bool(residual)
         wiener_win_len = self.wiener_win_len if wiener_win_len is None else int(wiener_win_len)
@@ -401,7 +407,8 @@ class UMX(SeparationModel):
         mix_mag = magnitude(mix_stft)
         if self.nb_channels == 1:
             mix_mag = mix_mag.mean(dim=1, keepdim=True)  # (B, 1, F, T)
-        estimates = torch.stack([net(mix_mag) for net in self.target_models.values()], dim=1)  # (B, S, C', F, T)
+        estimates = torch.stack([network_runner(self, target, runtime, net, dynamic_axes=(0, 3))(mix_mag)
+                                 for target, net in self.target_models.items()], dim=1)  # (B, S, C', F, T)
         sources = wiener(
             estimates,
             mix_stft,

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import check_runtime, network_runner
 from ..signal.transforms import magnitude
 from ..signal.wiener import mixture_phase, wiener
 from . import register
@@ -288,6 +289,7 @@ class XUMX(UMX):
         softmask: bool | None = None,
         residual: bool | None = None,
         wiener_win_len: int | None = None,
+        runtime: str | None = None,
     ) -> torch.Tensor:
         """Waveforms (B, S, C, L) for mixtures (B, C, L), exactly as :meth:`UMX.separate`.
 
@@ -297,6 +299,7 @@ class XUMX(UMX):
         Call ``model.eval()`` first (BatchNorm and dropout).
         """
         self._check_mixture(mixture)
+        runtime = check_runtime("torch" if runtime is None else runtime)
         softmask = self.softmask if softmask is None else bool(softmask)
         residual = self.residual if residual is None else bool(residual)
         wiener_win_len = self.wiener_win_len if wiener_win_len is None else int(wiener_win_len)
@@ -307,7 +310,7 @@ class XUMX(UMX):
         mix_mag = magnitude(mix_stft)
         if self.nb_channels == 1:
             mix_mag = mix_mag.mean(dim=1, keepdim=True)  # (B, 1, F, T)
-        estimates = self(mix_mag)  # (B, S, C', F, T): all targets jointly
+        estimates = network_runner(self, "xumx", runtime, self, dynamic_axes=(0, 3))(mix_mag)  # (B, S, C', F, T)
         sources = wiener(estimates, mix_stft, niter=niter, softmask=softmask, residual=residual,
                          wiener_win_len=wiener_win_len or None)  # (B, S[+1], C, F, T) complex
         return self.istft(sources, length=mixture.shape[-1])  # (B, S[+1], C, L)
