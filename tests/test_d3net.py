@@ -305,3 +305,17 @@ def test_network_config_merges_overrides_over_the_paper_table():
     assert network_config("bass")["patch_length"] == 384
     assert network_config("accompaniment") == network_config("vocals")
     assert network_config("drums", {"final_k": 8})["final_k"] == 8
+
+
+def test_bandwidth_option_sets_the_processed_bins():
+    """The seed's --bandwidth: bins below it, rounded down to a multiple of 16, are processed."""
+    from mssbook import models
+    from mssbook.cli import build_parser
+
+    model = models.create("d3net", preset="tutorial", target="vocals", bandwidth=16000)
+    assert model.target_models["vocals"].valid_bins == 1472  # 1487 bins below 16 kHz -> 1472
+    assert models.create("d3net", preset="tutorial", target="vocals").target_models["vocals"].valid_bins == 1600
+    args = build_parser().parse_args(["train", "--model", "d3net", "--bandwidth", "16000", "--toy"])
+    assert args.bandwidth == 16000
+    with pytest.raises(ValueError, match="fewer than 16 bins"):
+        models.create("d3net", preset="tutorial", target="vocals", bandwidth=100)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime import check_runtime, network_runner
-from ..signal.transforms import ISTFT, STFT, magnitude
+from ..signal.transforms import ISTFT, STFT, bandwidth_to_max_bin, magnitude
 from ..signal.wiener import wiener
 from . import register
 from .base import SeparationModel
@@ -399,6 +399,10 @@ class D3Net(SeparationModel):
             :class:`D3NetNetwork` plus ``patch_length``, ``patch_hop``).
         train_frames: frames of each training excerpt the loss uses (256).
         niter, residual, wiener_win_len, channel_swap: defaults of :meth:`separate`.
+        bandwidth: Hz the networks process (the seed's ``--bandwidth``); None keeps the
+            configuration's ``valid_bins`` (1600 bins, about 17.2 kHz). Otherwise the processed
+            bins are those below ``bandwidth``, rounded down to a multiple of 16 (the full band is
+            halved four times, spec §3.3); the bins above are the mixture's.
     """
 
     def __init__(
@@ -414,8 +418,14 @@ class D3Net(SeparationModel):
         residual: bool = False,
         wiener_win_len: int | None = 0,
         channel_swap: bool = True,
+        bandwidth: float | None = None,
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
+        if bandwidth is not None:
+            bins = bandwidth_to_max_bin(sample_rate, n_fft, bandwidth) // 16 * 16
+            if bins < 16:
+                raise ValueError(f"bandwidth {bandwidth} Hz leaves fewer than 16 bins; D3Net needs more")
+            network = {**(network or {}), "valid_bins": bins}
         if RESIDUAL_NAME in self.targets:
             raise ValueError(f"{RESIDUAL_NAME!r} is reserved for the residual output; rename that target")
         if len(set(self.targets)) != len(self.targets):
@@ -595,7 +605,7 @@ class D3Net(SeparationModel):
 
 # the paper's networks, per target (spec §3.5: 2,967,407 vocals/other, 2,873,284 drums, 2,419,822 bass)
 PAPER = dict(sample_rate=44100, nb_channels=2, n_fft=4096, n_hop=1024, network=None, train_frames=256,
-             niter=1, wiener_win_len=0, channel_swap=True)
+             niter=1, wiener_win_len=0, channel_swap=True, bandwidth=None)
 # CPU-sized: the paper's front end (4096/1024 STFT, 1600 bins, per-target band splits and test
 # patches) with thin, shallow U-Nets (one D2 block per D3 block, 1-2 down-samplings; 29,554
 # parameters for vocals) trained on the first 64 frames (1.5 s) of each excerpt: about 1 s per step
