@@ -40,6 +40,19 @@ class SeparationModel(nn.Module):
         """
         raise NotImplementedError
 
+    def _check_mixture(self, mixture: torch.Tensor) -> None:
+        """Raise a clear error when ``mixture`` does not fit the model (models override this)."""
+
+    def _check_references(self, mixture: torch.Tensor, references: torch.Tensor) -> None:
+        """Raise a clear error unless ``references`` is (B, S, C, L) for ``mixture`` (B, C, L)."""
+        self._check_mixture(mixture)
+        expected = (mixture.shape[0], len(self.targets), mixture.shape[1], mixture.shape[2])
+        if tuple(references.shape) != expected:
+            raise ValueError(
+                f"references must be (batch, targets={len(self.targets)} {list(self.targets)}, channels, samples) "
+                f"= {expected} to match the mixture; got {tuple(references.shape)}"
+            )
+
     def validation_loss(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """Loss on full validation tracks; the training loss unless a model says otherwise."""
         return self.loss(mixture, references)[0]

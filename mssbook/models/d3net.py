@@ -476,15 +476,6 @@ class D3Net(SeparationModel):
         return max(net.frame_multiple for net in self.target_models.values())
 
     # -- training ------------------------------------------------------------------------------
-    def _check_references(self, mixture: torch.Tensor, references: torch.Tensor) -> None:
-        self._check_mixture(mixture)
-        expected = (mixture.shape[0], len(self.targets), mixture.shape[1], mixture.shape[2])
-        if tuple(references.shape) != expected:
-            raise ValueError(
-                f"references must be (batch, targets={len(self.targets)} {list(self.targets)}, channels, samples) "
-                f"= {expected} to match the mixture; got {tuple(references.shape)}"
-            )
-
     def loss(self, mixture: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """MSE of the magnitudes (all bins) over the first ``train_frames`` frames (spec §3.4)."""
         self._check_references(mixture, references)

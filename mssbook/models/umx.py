@@ -343,13 +343,7 @@ class UMX(SeparationModel):
 
     # -- training ------------------------------------------------------------------------------
     def loss(self, mixture: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        self._check_mixture(mixture)
-        expected = (mixture.shape[0], len(self.targets), mixture.shape[1], mixture.shape[2])
-        if tuple(references.shape) != expected:
-            raise ValueError(
-                f"references must be (batch, targets={len(self.targets)} {list(self.targets)}, channels, samples) "
-                f"= {expected} to match the mixture; got {tuple(references.shape)}"
-            )
+        self._check_references(mixture, references)
         mix_mag = self.magnitudes(mixture)  # (B, C, F, T), center=False
         ref_mag = self.magnitudes(references)  # (B, S, C, F, T)
         total = mixture.new_zeros(())
@@ -407,8 +401,7 @@ class UMX(SeparationModel):
         mix_mag = magnitude(mix_stft)
         if self.nb_channels == 1:
             mix_mag = mix_mag.mean(dim=1, keepdim=True)  # (B, 1, F, T)
-        estimates = torch.stack([network_runner(self, target, runtime, net, dynamic_axes=(0, 3))(mix_mag)
-                                 for target, net in self.target_models.items()], dim=1)  # (B, S, C', F, T)
+        estimates = self._network_magnitudes(mix_mag, runtime)  # (B, S, C', F, T)
         sources = wiener(
             estimates,
             mix_stft,
@@ -418,6 +411,12 @@ class UMX(SeparationModel):
             wiener_win_len=wiener_win_len or None,
         )  # (B, S[+1], C, F, T) complex
         return self.istft(sources, length=mixture.shape[-1])  # (B, S[+1], C, L)
+
+    def _network_magnitudes(self, mix_mag: torch.Tensor, runtime: str) -> torch.Tensor:
+        """The targets' magnitude estimates (B, S, C', F, T) from |X| (B, C', F, T): one
+        network per target (X-UMX overrides this with its jointly bridged branches)."""
+        return torch.stack([network_runner(self, target, runtime, net, dynamic_axes=(0, 3))(mix_mag)
+                            for target, net in self.target_models.items()], dim=1)
 
     # -- weights -------------------------------------------------------------------------------
     def load_target_state_dict(self, target: str, state_dict: Mapping[str, torch.Tensor]) -> list[str]:

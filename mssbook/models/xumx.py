@@ -38,13 +38,12 @@ from typing import Iterable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..runtime import check_runtime, network_runner
+from ..runtime import network_runner
 from ..signal.transforms import magnitude
-from ..signal.wiener import mixture_phase, wiener
+from ..signal.wiener import mixture_phase
 from . import register
-from .umx import UMX, OpenUnmix, _record
+from .umx import UMX, _record
 
 #: the official code's edge trim before the weighted SDR (``x-umx/loss.py: sdr_loss_core``)
 OFFICIAL_EDGE_TRIM = 200
@@ -227,15 +226,6 @@ class XUMX(UMX):
         return torch.stack(estimates).permute(2, 0, 3, 4, 1)  # (S, T, B, C, F) → (B, S, C, F, T)
 
     # -- training ---------------------------------------------------------------------------------
-    def _check_references(self, mixture: torch.Tensor, references: torch.Tensor) -> None:
-        self._check_mixture(mixture)
-        expected = (mixture.shape[0], len(self.targets), mixture.shape[1], mixture.shape[2])
-        if tuple(references.shape) != expected:
-            raise ValueError(
-                f"references must be (batch, targets={len(self.targets)} {list(self.targets)}, channels, samples) "
-                f"= {expected} to match the mixture; got {tuple(references.shape)}"
-            )
-
     def training_estimates(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the loss scores: magnitudes (B, S, C', F, T) and waveforms (B, S, C, L').
 
@@ -282,38 +272,11 @@ class XUMX(UMX):
         return torch.stack(losses).mean()
 
     # -- inference --------------------------------------------------------------------------------
-    def separate(
-        self,
-        mixture: torch.Tensor,
-        niter: int | None = None,
-        softmask: bool | None = None,
-        residual: bool | None = None,
-        wiener_win_len: int | None = None,
-        runtime: str | None = None,
-    ) -> torch.Tensor:
-        """Waveforms (B, S, C, L) for mixtures (B, C, L), exactly as :meth:`UMX.separate`.
-
-        Centred STFT → the cross network's magnitudes of all targets at once → the multichannel
-        Wiener filter (``niter`` EM iterations, 1 by default as asteroid's X-UMX evaluation; blocks
-        of ``wiener_win_len`` frames; optional ``residual``) → inverse STFT at the input length.
-        Call ``model.eval()`` first (BatchNorm and dropout).
-        """
-        self._check_mixture(mixture)
-        runtime = check_runtime("torch" if runtime is None else runtime)
-        softmask = self.softmask if softmask is None else bool(softmask)
-        residual = self.residual if residual is None else bool(residual)
-        wiener_win_len = self.wiener_win_len if wiener_win_len is None else int(wiener_win_len)
-        if niter is None:
-            niter = self.niter if len(self.targets) + int(residual) >= 2 else 0
-
-        mix_stft = self.stft(mixture)  # (B, C, F, T) complex, centred
-        mix_mag = magnitude(mix_stft)
-        if self.nb_channels == 1:
-            mix_mag = mix_mag.mean(dim=1, keepdim=True)  # (B, 1, F, T)
-        estimates = network_runner(self, "xumx", runtime, self, dynamic_axes=(0, 3))(mix_mag)  # (B, S, C', F, T)
-        sources = wiener(estimates, mix_stft, niter=niter, softmask=softmask, residual=residual,
-                         wiener_win_len=wiener_win_len or None)  # (B, S[+1], C, F, T) complex
-        return self.istft(sources, length=mixture.shape[-1])  # (B, S[+1], C, L)
+    # UMX.separate is used unchanged (centred STFT → magnitudes → multichannel Wiener filter with
+    # ``niter`` EM iterations, 1 by default as asteroid's X-UMX evaluation → inverse STFT); only
+    # the magnitudes differ: the cross network estimates all targets at once.
+    def _network_magnitudes(self, mix_mag: torch.Tensor, runtime: str) -> torch.Tensor:
+        return network_runner(self, "xumx", runtime, self, dynamic_axes=(0, 3))(mix_mag)  # (B, S, C', F, T)
 
 
 # The paper's sizes: four umxhq-shaped branches, 4 × 8,893,348 = 35,573,392 trainable parameters.
