@@ -624,13 +624,9 @@ def evaluate_dataset(
 # --------------------------------------------------------------------------------------------
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``mssbook evaluate`` to ``parser`` (and ``func=run_cli``)."""
-    parser.description = (
-        "Separate MUSDB18 tracks and score them with museval (BSSEval v4, 1 s frames); prints the "
-        "median-over-frames, median-over-tracks table. Resumable: tracks already scored in the "
-        "output folder are skipped."
-    )
+def add_dataset_arguments(parser: argparse.ArgumentParser, scored: str = "model and setting") -> None:
+    """The dataset and scoring arguments ``mssbook evaluate`` and ``mssbook oracle`` share
+    (``--root --subset --split --is-wav --tracks -o --backend --force``)."""
     parser.add_argument("--root", type=Path, default=None,
                         help="MUSDB18 folder holding train/ and test/ (default: $MUSDB_PATH)")
     parser.add_argument("--subset", choices=("test", "train"), default="test", help="default: test")
@@ -641,21 +637,36 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracks", nargs="+", default=None, metavar="N|NAME",
                         help="the first N tracks, or track names (default: all)")
     parser.add_argument("-o", "--outdir", "--output-dir", dest="outdir", type=Path, required=True,
-                        help="folder for museval's JSON files (one per model and setting)")
-    add_model_arguments(parser)
+                        help=f"folder for museval's JSON files (one per {scored})")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="scorer: fast (mssbook's BSSEval v4, same numbers as museval) or museval "
                         f"(default {DEFAULT_BACKEND})")
     parser.add_argument("-f", "--force", action="store_true",
                         help="evaluate tracks again even when their scores exist")
+
+
+def tracks_from_args(args: argparse.Namespace) -> int | list[str] | None:
+    """``--tracks``: one number means the first N tracks, otherwise track names."""
+    tracks = args.tracks
+    if tracks is not None and len(tracks) == 1 and tracks[0].isdigit():
+        return int(tracks[0])
+    return tracks
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``mssbook evaluate`` to ``parser`` (and ``func=run_cli``)."""
+    parser.description = (
+        "Separate MUSDB18 tracks and score them with BSSEval v4 (museval's numbers, 1 s frames); "
+        "prints the median-over-frames, median-over-tracks table. Resumable: tracks already scored "
+        "in the output folder are skipped."
+    )
+    add_dataset_arguments(parser)
+    add_model_arguments(parser)
     parser.set_defaults(func=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``mssbook evaluate`` and print the table."""
-    tracks = args.tracks
-    if tracks is not None and len(tracks) == 1 and tracks[0].isdigit():
-        tracks = int(tracks[0])
     result = evaluate_tracks(
         args.model,
         root=args.root,
@@ -664,7 +675,7 @@ def run_cli(args: argparse.Namespace) -> int:
         targets=args.targets,
         is_wav=args.is_wav,
         split=args.split,
-        tracks=tracks,
+        tracks=tracks_from_args(args),
         device=args.device,
         segment=args.segment,
         overlap=args.overlap,

@@ -74,7 +74,7 @@ import numpy as np
 import torch
 
 from .errors import MSSBookError
-from .evaluation import BACKENDS, DEFAULT_BACKEND, evaluate_dataset, format_table
+from .evaluation import DEFAULT_BACKEND, add_dataset_arguments, evaluate_dataset, format_table, tracks_from_args
 from .signal.transforms import ISTFT, STFT
 from .signal.wiener import apply_wiener_filter, power_spectral_density
 
@@ -598,36 +598,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"ibm threshold on |Y_j|^alpha / |X|^alpha (default {DEFAULT_THETA})")
     parser.add_argument("--n-fft", type=int, default=None, help=f"STFT size (default {DEFAULT_N_FFT})")
     parser.add_argument("--hop-length", type=int, default=None, help=f"STFT hop (default {DEFAULT_HOP_LENGTH})")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="MUSDB18 folder holding train/ and test/ (default: $MUSDB_PATH)")
-    parser.add_argument("--subset", choices=("test", "train"), default="test", help="default: test")
-    parser.add_argument("--split", choices=("train", "valid"), default=None,
-                        help="with --subset train: musdb's train or validation split")
-    parser.add_argument("--is-wav", action="store_true", default=None,
-                        help="the root is a WAV/HQ tree (default: detect)")
-    parser.add_argument("--tracks", nargs="+", default=None, metavar="N|NAME",
-                        help="the first N tracks, or track names (default: all)")
-    parser.add_argument("-o", "--outdir", "--output-dir", dest="outdir", type=Path, required=True,
-                        help="folder for museval's JSON files (one per oracle and options)")
-    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                        help=f"scorer: fast (mssbook's BSSEval v4) or museval (default {DEFAULT_BACKEND})")
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="evaluate tracks again even when their scores exist")
+    add_dataset_arguments(parser, scored="oracle and options")
     parser.set_defaults(func=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``mssbook oracle`` and print the table."""
-    tracks = args.tracks
-    if tracks is not None and len(tracks) == 1 and tracks[0].isdigit():
-        tracks = int(tracks[0])
     options = {key: getattr(args, cli) for cli, key in _CLI_OPTIONS.items() if getattr(args, cli) is not None}
     result = evaluate_oracle(
         args.method,
         root=args.root,
         subset=args.subset,
         output_dir=args.outdir,
-        tracks=tracks,
+        tracks=tracks_from_args(args),
         backend=args.backend,
         is_wav=args.is_wav,
         split=args.split,
