@@ -93,6 +93,8 @@ MODEL_OPTIONS = {"hidden_size": "hidden_size", "nb_channels": "nb_channels", "ba
 
 
 def _configure_train(p: argparse.ArgumentParser) -> None:
+    from . import models
+
     p.add_argument("--model", default="umx", help="registered model name (default: umx)")
     p.add_argument("--preset", default="paper", help="model preset: paper (published sizes) or tutorial (CPU-sized)")
     p.add_argument("--target", "--targets", dest="targets", nargs="+", default=None,
@@ -133,6 +135,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     model_opts.add_argument("--nfft", type=int, default=None, help="(4096)")
     model_opts.add_argument("--nhop", type=int, default=None, help="(1024)")
     model_opts.add_argument("--unidirectional", action="store_true", default=None, help="causal LSTM")
+    models.add_family_arguments(p, ("model", "train"))
     p.add_argument("--output", "-o", type=Path, default=None, help="run folder (default: runs/<model>-<targets>)")
     p.add_argument("--no-resume", dest="resume", action="store_const", const="never", default="auto",
                    help="refuse to continue a run found in --output (default: resume from its last.pt)")
@@ -155,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if key not in preset_config:
             raise MSSBookError(f"model {args.model!r} has no option --{cli_name.replace('_', '-')}")
         overrides[key] = value
+    family = models.family_values(args, args.model, ("model", "train"))
+    overrides.update(family["model"])
     targets = args.targets or entry.training.get("targets")  # the seed's default (UMX: vocals)
     model = models.create(args.model, preset=args.preset, target=targets, **overrides)
 
@@ -165,6 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key, None)
         if value is not None:
             recipe[key] = value
+    recipe.update(family["train"])
     if args.toy:
         from .data.toy import ensure_toy_dataset
 

@@ -80,8 +80,19 @@ TARGET_ORDER = ("vocals", "drums", "bass", "other", "accompaniment")
 #: Key of the run settings mssbook adds to museval's JSON (museval's readers ignore it).
 SETTINGS_KEY = "mssbook"
 
+#: Track-level SDRs that ``metrics=`` (CLI ``--metrics``) adds next to BSSEval, by option name:
+#: uSDR, the MDX challenges' "global" SDR over the whole track (:func:`mssbook.metrics.usdr`;
+#: tables give the **mean** over tracks, as the challenges do), and cSDR, the BSRNN paper's
+#: chunk SDR, the median over 1 s chunks (:func:`mssbook.metrics.csdr`; tables give the
+#: **median** over tracks, as SiSEC does). Neither needs BSSEval's projections.
+TRACK_METRICS = {"usdr": "uSDR", "csdr": "cSDR"}
+
+#: Key of the track-level SDRs in the JSON (``{target: {"uSDR": dB, "cSDR": dB}}``).
+TRACK_METRICS_KEY = "mssbook_track_metrics"
+
 __all__ = [
     "METRICS",
+    "TRACK_METRICS",
     "BACKENDS",
     "complete_estimates",
     "score_track",
@@ -218,13 +229,41 @@ def _fast_store(track, estimates, extra_refs, win: float, hop: float, device=Non
     return store
 
 
+def _check_track_metrics(metrics) -> tuple[str, ...]:
+    metrics = tuple(dict.fromkeys([metrics] if isinstance(metrics, str) else (metrics or ())))
+    unknown = [m for m in metrics if m not in TRACK_METRICS]
+    if unknown:
+        raise MSSBookError(f"unknown metric(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TRACK_METRICS)}.")
+    return metrics
+
+
+def track_metrics(track, estimates: Mapping, metrics=tuple(TRACK_METRICS)) -> dict[str, dict[str, float]]:
+    """uSDR and/or cSDR (``metrics``, names of :data:`TRACK_METRICS`) of each estimate that is a
+    target of ``track``: ``{target: {"uSDR": dB, "cSDR": dB}}``. Estimates as for :func:`score_track`."""
+    from . import metrics as separation_metrics
+
+    metrics = _check_track_metrics(metrics)
+    mixture = np.asarray(track.audio)
+    known = [name for name in estimates if name in track.targets]
+    refs = {name: np.asarray(track.targets[name].audio, dtype=np.float64).T for name in known}
+    ests = {name: _as_frames_channels(name, estimates[name], mixture.shape[1]).T for name in known}
+    out: dict[str, dict[str, float]] = {name: {} for name in known}
+    if "usdr" in metrics:
+        for name, value in separation_metrics.usdr(refs, ests).items():
+            out[name]["uSDR"] = value
+    if "csdr" in metrics:
+        for name, value in separation_metrics.csdr(refs, ests, track.rate).items():
+            out[name]["cSDR"] = value
+    return out
+
+
 def scores_path(output_dir, subset: str, track_name: str) -> Path:
     """Where museval (and mssbook) keep a track's scores: ``output_dir/subset/<track name>.json``."""
     return Path(output_dir).expanduser() / subset / f"{track_name}.json"
 
 
 def score_track(track, estimates: Mapping, output_dir=None, backend: str = DEFAULT_BACKEND,
-                win: float = 1.0, hop: float = 1.0, settings: Mapping | None = None):
+                win: float = 1.0, hop: float = 1.0, settings: Mapping | None = None, metrics=()):
     """Score ``estimates`` (``{target: array}``) of a musdb ``track``; returns museval's TrackStore.
 
     Estimates are ``(channels, samples)`` (as :func:`~mssbook.separation.separate` returns them) or
@@ -235,15 +274,20 @@ def score_track(track, estimates: Mapping, output_dir=None, backend: str = DEFAU
     ``win``/``hop`` are museval's frame and hop in seconds (1 s: SiSEC). ``backend="fast"`` computes
     the same numbers with :func:`mssbook.metrics.bss_eval` (a fraction of museval's time), ``"museval"``
     runs museval itself; both write museval's JSON (5-decimal values, inf stored as NaN).
+    ``metrics`` (``"usdr"``, ``"csdr"``) adds the track-level SDRs of :func:`track_metrics` under
+    :data:`TRACK_METRICS_KEY`, for the estimates given (not their completions).
     """
     from .utils import atomic_path
 
     _check_backend(backend)
+    metrics = _check_track_metrics(metrics)
     est, extra = complete_estimates(track, estimates)
     if backend == "museval":
         store = _museval_store(track, est, extra, win, hop)
     else:
         store = _fast_store(track, est, extra, win, hop)
+    if metrics:
+        store.scores[TRACK_METRICS_KEY] = track_metrics(track, estimates, metrics)
     if settings is not None:
         store.scores[SETTINGS_KEY] = json.loads(json.dumps(dict(settings), default=str))
     if output_dir is not None:
@@ -281,6 +325,12 @@ def _finished(path: Path) -> dict | None:
         return None
 
 
+def _nanmean(values) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
 def _nanmedian(values) -> float:
     a = np.asarray(values, dtype=np.float64)
     a = a[~np.isnan(a)]
@@ -304,6 +354,9 @@ class ScoreTable:
 
     scores: dict[str, dict[str, float]]
     per_track: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: ``{target: {"uSDR": mean over tracks, "cSDR": median over tracks}}`` when the JSON files
+    #: hold track-level SDRs (``metrics=``); their per-track values are in ``per_track`` too
+    track_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     tracks: list[str] = field(default_factory=list)
     subset: str = "test"
 
@@ -349,6 +402,7 @@ def aggregate(output_dir, subset: str = "test", tracks: Iterable[str] | None = N
             f"with output_dir={output_dir} first, or check the subset ({subset!r})."
         )
     per_track: dict[str, dict[str, dict[str, float]]] = {}
+    track_level: dict[str, dict[str, dict[str, float]]] = {}
     for path in paths:
         try:
             data = _read_scores(path)
@@ -361,6 +415,9 @@ def aggregate(output_dir, subset: str = "test", tracks: Iterable[str] | None = N
             }
             for target in data["targets"]
         }
+        for target, values in (data.get(TRACK_METRICS_KEY) or {}).items():
+            track_level.setdefault(path.stem, {})[target] = {k: float(v) for k, v in values.items()}
+            per_track[path.stem].setdefault(target, {}).update(track_level[path.stem][target])
     targets = _ordered(t for scores in per_track.values() for t in scores)
     table = {
         target: {
@@ -369,7 +426,14 @@ def aggregate(output_dir, subset: str = "test", tracks: Iterable[str] | None = N
         }
         for target in targets
     }
-    return ScoreTable(scores=table, per_track=per_track, tracks=list(per_track), subset=subset)
+    track_scores: dict[str, dict[str, float]] = {}
+    for target in _ordered(t for scores in track_level.values() for t in scores):
+        for metric, reduce in (("uSDR", _nanmean), ("cSDR", _nanmedian)):
+            values = [s[target][metric] for s in track_level.values() if metric in s.get(target, {})]
+            if values:
+                track_scores.setdefault(target, {})[metric] = reduce(values)
+    return ScoreTable(scores=table, per_track=per_track, tracks=list(per_track), subset=subset,
+                      track_scores=track_scores)
 
 
 def format_table(table: ScoreTable | Mapping[str, Mapping[str, float]]) -> str:
@@ -385,6 +449,14 @@ def format_table(table: ScoreTable | Mapping[str, Mapping[str, float]]) -> str:
     for target in _ordered(scores):
         row = scores[target]
         lines.append(f"{target:<14}" + "".join(f"{row.get(m, math.nan):>8.2f}" for m in METRICS))
+    extra = table.track_scores if isinstance(table, ScoreTable) else {}
+    if extra:
+        names = [m for m in TRACK_METRICS.values() if any(m in row for row in extra.values())]
+        lines.append("track-level SDR, dB (uSDR: mean over tracks of the whole-track SDR; "
+                     "cSDR: median over tracks of the median over 1 s chunks)")
+        lines.append(f"{'target':<14}" + "".join(f"{m:>8}" for m in names))
+        for target in _ordered(extra):
+            lines.append(f"{target:<14}" + "".join(f"{extra[target].get(m, math.nan):>8.2f}" for m in names))
     return "\n".join(lines)
 
 
@@ -473,6 +545,7 @@ def evaluate_tracks(
     backend: str = DEFAULT_BACKEND,
     overwrite: bool = False,
     progress: bool = True,
+    metrics=(),
     **model_options,
 ) -> dict:
     """Separate and score the tracks of a MUSDB18 subset; resumable. Returns a summary dict.
@@ -493,6 +566,8 @@ def evaluate_tracks(
             against museval) or ``"museval"`` (museval itself).
         overwrite: evaluate the selected tracks again even when their JSON exists.
         progress: tqdm bar over tracks and a line per track (scores, or "skipped").
+        metrics: track-level SDRs to add, ``"usdr"`` and/or ``"csdr"`` (:data:`TRACK_METRICS`);
+            the table then has ``track_scores``.
 
     Returns:
         ``{"output_dir", "subset", "tracks", "evaluated", "skipped", "table", "seconds"}`` with
@@ -511,7 +586,7 @@ def evaluate_tracks(
 
     return evaluate_dataset(estimator, root, subset, output_dir=output_dir, settings=settings,
                             is_wav=is_wav, split=split, tracks=tracks, backend=backend,
-                            overwrite=overwrite, progress=progress)
+                            overwrite=overwrite, progress=progress, metrics=metrics)
 
 
 @contextmanager
@@ -545,18 +620,24 @@ def evaluate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     description: str = "evaluating",
+    metrics=(),
 ) -> dict:
     """Score ``estimator(track) -> {target: (channels, samples)}`` on a MUSDB18 subset, resumably.
 
     The loop behind :func:`evaluate_tracks` (a model) and :func:`mssbook.oracles.evaluate_oracle`
     (an oracle): tracks whose JSON in ``output_dir/<subset>`` was written with the same
     ``settings`` (a JSON-able dict that identifies the estimator) are skipped; other settings are
-    refused before any work. Returns the summary dict :func:`evaluate_tracks` documents.
+    refused before any work. ``metrics`` adds track-level SDRs (:data:`TRACK_METRICS`) to each
+    track's JSON and to the table. Returns the summary dict :func:`evaluate_tracks` documents.
     """
     from .data.musdb import open_musdb
 
     _check_backend(backend)
-    settings = json.loads(json.dumps(dict(settings), default=str))
+    metrics = _check_track_metrics(metrics)
+    settings = dict(settings)
+    if metrics:  # part of what a resume must match (older runs without them stay resumable)
+        settings["metrics"] = list(metrics)
+    settings = json.loads(json.dumps(settings, default=str))
     start_time = time.perf_counter()
     output_dir = Path(output_dir).expanduser()
     db = open_musdb(root, subsets=subset, split=split, is_wav=is_wav)
@@ -597,7 +678,8 @@ def evaluate_dataset(
             continue
         with _audio_cached(track):
             estimates = estimator(track)
-            store = score_track(track, estimates, output_dir=output_dir, backend=backend, settings=settings)
+            store = score_track(track, estimates, output_dir=output_dir, backend=backend, settings=settings,
+                                metrics=metrics)
         evaluated.append(track.name)
         medians = ", ".join(
             f"{t['name']} {_nanmedian([float(f['metrics']['SDR']) for f in t['frames']]):.2f}"
@@ -626,7 +708,7 @@ def evaluate_dataset(
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, scored: str = "model and setting") -> None:
     """The dataset and scoring arguments ``mssbook evaluate`` and ``mssbook oracle`` share
-    (``--root --subset --split --is-wav --tracks -o --backend --force``)."""
+    (``--root --subset --split --is-wav --tracks -o --backend --metrics --force``)."""
     parser.add_argument("--root", type=Path, default=None,
                         help="MUSDB18 folder holding train/ and test/ (default: $MUSDB_PATH)")
     parser.add_argument("--subset", choices=("test", "train"), default="test", help="default: test")
@@ -641,6 +723,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, scored: str = "model 
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="scorer: fast (mssbook's BSSEval v4, same numbers as museval) or museval "
                         f"(default {DEFAULT_BACKEND})")
+    parser.add_argument("--metrics", nargs="+", choices=tuple(TRACK_METRICS), default=(), metavar="M",
+                        help="also report track-level SDRs: usdr (MDX global SDR, mean over tracks) and/or "
+                             "csdr (BSRNN chunk SDR, median of 1 s chunks)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="evaluate tracks again even when their scores exist")
 
@@ -682,6 +767,7 @@ def run_cli(args: argparse.Namespace) -> int:
         backend=args.backend,
         overwrite=args.force,
         progress=True,
+        metrics=args.metrics,
         **model_options_from_args(args),
     )
     print(format_table(result["table"]))

@@ -539,6 +539,7 @@ def evaluate_oracle(
     split: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    metrics=(),
     **options,
 ) -> dict:
     """Score an oracle on a MUSDB18 subset with BSSEval v4, resumably; returns a summary dict.
@@ -555,6 +556,7 @@ def evaluate_oracle(
         output_dir: where the JSON files go; one folder per oracle and options.
         backend: the scorer, ``"fast"`` (mssbook's BSSEval v4) or ``"museval"``.
         overwrite: score the selected tracks again even when their JSON exists.
+        metrics: track-level SDRs to add (``"usdr"``, ``"csdr"``), as for a model.
         **options: the oracle's options (``alpha``, ``theta``, ``n_fft``, ``hop_length``, ...).
 
     Returns:
@@ -570,7 +572,8 @@ def evaluate_oracle(
 
     return evaluate_dataset(estimator, root, subset, output_dir=output_dir, settings=settings,
                             is_wav=is_wav, split=split, tracks=tracks, backend=backend,
-                            overwrite=overwrite, progress=progress, description=f"oracle {name}")
+                            overwrite=overwrite, progress=progress, description=f"oracle {name}",
+                            metrics=metrics)
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +619,7 @@ def run_cli(args: argparse.Namespace) -> int:
         split=args.split,
         overwrite=args.force,
         progress=True,
+        metrics=args.metrics,
         **options,
     )
     print(f"oracle {args.method}")

@@ -673,6 +673,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_SEGMENT:g} s segments beyond); lower it if memory runs out")
     g.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                    help=f"overlap of segments as a fraction (default {DEFAULT_OVERLAP})")
+    from .models import add_family_arguments
+
+    add_family_arguments(parser, ("separate",))  # e.g. the Wavenet's --target-field-length
 
 
 def model_options_from_args(args: argparse.Namespace) -> dict:
@@ -682,10 +685,14 @@ def model_options_from_args(args: argparse.Namespace) -> dict:
         options["niter"] = args.niter
     if getattr(args, "wiener_win_len", None) is not None:
         options["wiener_win_len"] = args.wiener_win_len
+    from .models import family_values
+
+    options.update(family_values(args, None, ("separate",))["separate"])
     for text in getattr(args, "option", None) or []:
         key, value = _parse_option(text)
         options[key] = value
     return options
+
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """One trainer for every model: plain PyTorch, readable in one sitting.
 
 The model supplies its loss (:meth:`mssbook.models.SeparationModel.loss`); the trainer supplies
-everything else: Adam with weight decay, a learning-rate schedule (ReduceLROnPlateau by default,
+everything else: an optimiser (Adam with weight decay by default), a learning-rate schedule (ReduceLROnPlateau by default,
 as Open-Unmix), early stopping, gradient clipping, progress bars, a JSON history, atomic ``best.pt``
 and ``last.pt`` checkpoints holding everything needed to resume, device selection, mixed
 precision on GPUs, and multi-GPU/multi-process training with DistributedDataParallel when started
@@ -32,6 +32,10 @@ from .models import SeparationModel
 from .utils import atomic_path
 
 
+#: Optimisers by name (weight decay as each one's own ``weight_decay``; SGD without momentum).
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
+              "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}
+
 #: Validation metrics the trainer can compute cheaply (see TrainConfig.valid_metrics).
 VALIDATION_METRICS = ("usdr", "csdr", "si_sdr")
 
@@ -45,6 +49,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     patience: int = 140  # early stopping: epochs without improvement of the monitored loss
+    min_epochs: int = 0  # early stopping never stops before this epoch (the U-Net seed's --min_epochs)
+    optimizer: str = "adam"  # "adam", "adamw", "rmsprop", "sgd", "adagrad" (the U-Net seed's --optimizer)
     lr_schedule: str = "plateau"  # "plateau", "step" (× gamma every lr_step epochs), "multistep", "none"
     lr_decay_patience: int = 80
     lr_decay_gamma: float = 0.3
@@ -77,6 +83,8 @@ class TrainConfig:
                                f"e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
         if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
             raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
+        if self.optimizer not in OPTIMIZERS:
+            raise MSSBookError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.batch_size < 1 or self.epochs < 1:
             raise MSSBookError("batch_size and epochs must be at least 1")
 
@@ -188,7 +196,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.loss_module = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
         cfg = self.config
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = self._make_scheduler()
         self.amp = (self.device.type == "cuda") if cfg.amp is None else bool(cfg.amp and self.device.type == "cuda")
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -387,7 +395,7 @@ class Trainer:
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix(train=f"{train_loss:.4g}", valid="-" if valid_loss is None else f"{valid_loss:.4g}")
             self._write(improved)
-            if self.bad_epochs >= cfg.patience:
+            if self.bad_epochs >= cfg.patience and epoch >= cfg.min_epochs:
                 break
             if cfg.time_budget is not None and time.perf_counter() - start >= cfg.time_budget:
                 break
@@ -424,7 +432,7 @@ class DataConfig:
 
     root: str | None = None  # a MUSDB18 root; None → $MUSDB_PATH
     is_wav: bool | None = None  # None → detect STEMS or WAV
-    seq_dur: float = 6.0
+    seq_dur: float | None = None  # excerpt seconds; None → what the model needs (training_seq_dur), else 6.0
     samples_per_track: int = 64
     source_augmentations: tuple[str, ...] = ("gain", "channelswap")
     gain_range: tuple[float, float] = (0.25, 1.25)
@@ -434,14 +442,26 @@ class DataConfig:
     seed: int = 42
 
 
-def build_datasets(targets, data: DataConfig):
-    """The training sampler and the full-track validation set for ``targets``."""
+def excerpt_seconds(model: SeparationModel | None, data: DataConfig) -> float:
+    """Seconds per training excerpt: ``data.seq_dur``, else the model's own need
+    (:meth:`~mssbook.models.SeparationModel.training_seq_dur`, e.g. the U-Nets' hop·(frames − 1)
+    samples), else Open-Unmix's 6 s."""
+    if data.seq_dur is not None:
+        return float(data.seq_dur)
+    needed = model.training_seq_dur() if model is not None else None
+    return 6.0 if needed is None else float(needed)
+
+
+def build_datasets(model_or_targets, data: DataConfig):
+    """The training sampler and the full-track validation set for a model (or its ``targets``)."""
     from .data.musdb import open_musdb
     from .data.sampler import MUSDBTrainSet, MUSDBValidSet
 
+    model = model_or_targets if isinstance(model_or_targets, SeparationModel) else None
+    targets = model.targets if model is not None else model_or_targets
     train_db = open_musdb(data.root, subsets="train", split="train" if data.validation else None, is_wav=data.is_wav)
     train_set = MUSDBTrainSet(
-        train_db, targets=list(targets), seq_dur=data.seq_dur, samples_per_track=data.samples_per_track,
+        train_db, targets=list(targets), seq_dur=excerpt_seconds(model, data), samples_per_track=data.samples_per_track,
         random_track_mix=data.random_track_mix, source_augmentations=data.source_augmentations,
         gain_range=tuple(data.gain_range), seed=data.seed,
     )
@@ -462,7 +482,7 @@ def train_model(model: SeparationModel, data: DataConfig, config: TrainConfig | 
                 output: str | os.PathLike = "runs/model", resume: str = "auto") -> Trainer:
     """Build the datasets, initialise input statistics (fresh runs only) and train. Returns the trainer."""
     config = config or TrainConfig(seed=data.seed)
-    train_set, valid_set = build_datasets(model.targets, data)
+    train_set, valid_set = build_datasets(model, data)
     fresh = not (Path(output) / "last.pt").is_file() and resume in ("auto", "never")
     if fresh:
         model.initialize_from_data(training_mixtures(train_set))

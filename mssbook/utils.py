@@ -52,6 +52,27 @@ def as_channels_first(audio) -> np.ndarray:
     return audio
 
 
+_TRUE, _FALSE = ("true", "t", "yes", "y", "1", "on"), ("false", "f", "no", "n", "0", "off")
+
+
+def parse_bool(text) -> bool:
+    """A command-line boolean: true/false, yes/no, 1/0, on/off (any case).
+
+    argparse's ``type=bool`` makes every non-empty string True, so ``--bias False`` would turn the
+    bias *on* (the TFC-TDF seed's pitfall); this refuses anything it does not recognise.
+    """
+    if isinstance(text, bool):
+        return text
+    word = str(text).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {text!r}")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so that runs repeat exactly."""
     import torch

@@ -221,3 +221,47 @@ def test_cli(tree, tmp_path, capsys):
     assert scores_path(tmp_path / "eval", "test", TRACKS[0]).is_file()
     assert not scores_path(tmp_path / "eval", "test", TRACKS[1]).exists()
     assert ckpt.is_file()
+
+
+def test_track_level_metrics_usdr_and_csdr(tree, tmp_path, capsys):
+    """--metrics usdr csdr: per-track values equal mssbook.metrics on the same estimates, the table
+    takes the mean (uSDR) and the median (cSDR) over tracks, and a resume must ask for the same."""
+    from mssbook import metrics
+    from mssbook.evaluation import TRACK_METRICS_KEY
+
+    model = tiny_umx("vocals")
+    model.name = "umx"
+    save_checkpoint(tmp_path / "run" / "best.pt", model)
+    parser = argparse.ArgumentParser(prog="mssbook evaluate")
+    configure_parser(parser)
+    argv = ["--root", str(tree), "--model", str(tmp_path / "run"), "-o", str(tmp_path / "eval"), "--niter", "0",
+            "--device", "cpu", "--is-wav", "--metrics", "usdr", "csdr"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "uSDR" in printed and "cSDR" in printed
+    table = aggregate(tmp_path / "eval", "test")
+    per_track = {}
+    for name in TRACKS:
+        data = json.loads(scores_path(tmp_path / "eval", "test", name).read_text())
+        track = next(t for t in open_musdb(tree, subsets="test").tracks if t.name == name)
+        from mssbook.separation import separate
+
+        est = separate(track.audio.T.astype(np.float32), track.rate, tmp_path / "run", niter=0, device="cpu")
+        ref = {"vocals": track.targets["vocals"].audio.T}
+        expected_u = metrics.usdr(ref, est)["vocals"]
+        expected_c = metrics.csdr(ref, est, track.rate)["vocals"]
+        stored = data[TRACK_METRICS_KEY]["vocals"]
+        assert set(data[TRACK_METRICS_KEY]) == {"vocals"}  # the completed accompaniment is not the model's
+        assert stored["uSDR"] == pytest.approx(expected_u, abs=1e-4)
+        assert stored["cSDR"] == pytest.approx(expected_c, abs=1e-4)
+        assert table.per_track[name]["vocals"]["uSDR"] == pytest.approx(stored["uSDR"])
+        per_track[name] = stored
+    assert table.track_scores["vocals"]["uSDR"] == pytest.approx(np.mean([v["uSDR"] for v in per_track.values()]))
+    assert table.track_scores["vocals"]["cSDR"] == pytest.approx(np.median([v["cSDR"] for v in per_track.values()]))
+    # the same folder without --metrics is another setting: refused, not mixed
+    args = parser.parse_args(argv[:-3])
+    with pytest.raises(MSSBookError, match="other settings"):
+        args.func(args)
+    with pytest.raises(MSSBookError, match="unknown metric"):
+        evaluate_tracks(model, tree, output_dir=tmp_path / "x", metrics=("sdr",), progress=False)

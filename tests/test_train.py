@@ -154,6 +154,22 @@ def test_early_stopping_and_time_budget(tmp_path):
     assert len(history) == last_best + 2 < 50  # stopped exactly `patience` epochs after the best
     trainer = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / "t", config=config(epochs=50, time_budget=0.0))
     assert len(trainer.fit()) == 1
+    # min_epochs (the U-Net seed's): early stopping waits for it
+    trainer = Trainer(tiny_umx(), ToneDataset(), ToneDataset(n=2), output=tmp_path / "m",
+                      config=config(epochs=50, lr=0.0, patience=2, min_epochs=last_best + 5))
+    assert len(trainer.fit()) == last_best + 5
+
+
+@pytest.mark.parametrize("name, cls", [("rmsprop", torch.optim.RMSprop), ("sgd", torch.optim.SGD)])
+def test_optimizer_by_name(tmp_path, name, cls):
+    trainer = Trainer(tiny_umx(), ToneDataset(), None, output=tmp_path / name, config=config(optimizer=name, epochs=1))
+    assert type(trainer.optimizer) is cls and trainer.optimizer.param_groups[0]["lr"] == 1e-2
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    with pytest.raises(MSSBookError, match="optimizer 'lamb'"):
+        TrainConfig(optimizer="lamb")
+
 
 
 def test_bad_settings_are_clear(tmp_path):

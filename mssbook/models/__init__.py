@@ -12,11 +12,31 @@ configuration (exact parameter counts), ``"tutorial"`` a CPU-sized one; some fam
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import MSSBookError
 from .base import SeparationModel
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line flag a model family adds to ``mssbook train`` (its seed's argument names).
+
+    ``key`` names a model constructor argument (``where="model"``), a
+    :class:`mssbook.training.TrainConfig` or ``DataConfig`` field (``where="train"``), or a
+    separation option of :meth:`SeparationModel.separate` (``where="separate"``, added to
+    ``mssbook separate`` and ``mssbook evaluate``). ``type`` converts the text; use
+    :func:`mssbook.utils.parse_bool` for booleans (argparse's ``type=bool`` turns "False" into True).
+    """
+
+    flag: str
+    key: str
+    type: Callable = str
+    help: str = ""
+    choices: tuple | None = None
+    where: str = "model"
 
 
 @dataclass
@@ -28,6 +48,8 @@ class ModelEntry:
     default_targets: tuple[str, ...] = ("vocals", "drums", "bass", "other")
     #: the seed's training recipe: TrainConfig fields and sampler settings (seq_dur, gain_range, ...)
     training: dict = field(default_factory=dict)
+    #: extra command-line flags (the seed's own argument names), see :class:`Option`
+    cli_options: tuple[Option, ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -35,18 +57,20 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(name: str, presets: dict[str, dict], description: str = "",
              default_targets: tuple[str, ...] = ("vocals", "drums", "bass", "other"),
-             training: dict | None = None):
+             training: dict | None = None, cli_options: tuple[Option, ...] = ()):
     """Decorator registering ``builder(targets=..., **config) -> SeparationModel`` under ``name``.
 
     ``training`` holds the published recipe's settings that differ from the trainer's defaults
     (Open-Unmix's): :class:`mssbook.training.TrainConfig` fields and the sampler's ``seq_dur``,
-    ``samples_per_track``, ``gain_range``, ``source_augmentations``.
+    ``samples_per_track``, ``gain_range``, ``source_augmentations``. ``cli_options`` are the
+    family's own command-line flags (:class:`Option`).
     """
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, presets, description, tuple(default_targets), dict(training or {}))
+        _REGISTRY[name] = ModelEntry(name, builder, presets, description, tuple(default_targets),
+                                     dict(training or {}), tuple(cli_options))
         return builder
 
     return wrap
@@ -94,6 +118,59 @@ def create(name: str, preset: str | None = "tutorial", target=None, **overrides)
     return model
 
 
+def family_options(where: str) -> dict[str, tuple[Option, list[str]]]:
+    """Every registered :class:`Option` with ``where``, by flag: ``{flag: (option, model names)}``.
+
+    Two families may share a flag only with the same key (a registration error otherwise)."""
+    out: dict[str, tuple[Option, list[str]]] = {}
+    for name in available():
+        for option in entry(name).cli_options:
+            if option.where != where:
+                continue
+            if option.flag in out:
+                known, names = out[option.flag]
+                if known.key != option.key:
+                    raise ValueError(f"flag {option.flag} means {known.key!r} for {names} but {option.key!r} for {name!r}")
+                names.append(name)
+            else:
+                out[option.flag] = (option, [name])
+    return out
+
+
+FAMILY_DEST = "family_option:"
+
+
+def add_family_arguments(parser: argparse.ArgumentParser, where: tuple[str, ...]) -> None:
+    """The flags model families register (:class:`mssbook.models.Option`, e.g. the U-Nets' seed
+    arguments ``--n_fft --tfc_tdf_bias``) in one argument group; a flag the parser already has
+    (``--lr``) stays that flag (it must mean the same setting)."""
+
+    group = parser.add_argument_group("model family options (each applies to the models named)")
+    for kind in where:
+        for flag, (option, names) in family_options(kind).items():
+            try:
+                group.add_argument(flag, dest=FAMILY_DEST + flag, type=option.type, choices=option.choices,
+                                   default=None, help=f"{option.help} [{', '.join(names)}]".strip())
+            except argparse.ArgumentError:  # the generic flag of the same name (e.g. --lr) already exists
+                continue
+
+
+def family_values(args: argparse.Namespace, model_name: str | None, where: tuple[str, ...]) -> dict[str, dict]:
+    """``{where: {key: value}}`` of the family flags set on the command line for ``model_name``;
+    a flag of another family is an error naming the models that have it (``model_name=None``: not
+    checked here; the separator checks a checkpoint's options itself)."""
+    out: dict[str, dict] = {kind: {} for kind in where}
+    for kind in where:
+        for flag, (option, names) in family_options(kind).items():
+            value = getattr(args, FAMILY_DEST + flag, None)
+            if value is None:
+                continue
+            if model_name is not None and model_name not in names:
+                raise MSSBookError(f"{flag} is an option of {', '.join(names)}, not of model {model_name!r}")
+            out[kind][option.key] = value
+    return out
+
+
 def from_config(name: str, config: dict) -> SeparationModel:
     """Rebuild a model from the ``config`` recorded on it (used by checkpoints)."""
     config = dict(config)
@@ -105,4 +182,5 @@ from . import umx  # noqa: E402,F401  (registers "umx")
 from . import xumx  # noqa: E402,F401  (registers "xumx")
 from . import d3net  # noqa: E402,F401  (registers "d3net")
 
-__all__ = ["SeparationModel", "register", "create", "from_config", "available", "presets", "entry"]
+__all__ = ["SeparationModel", "Option", "family_options", "add_family_arguments",
+           "family_values", "register", "create", "from_config", "available", "presets", "entry"]

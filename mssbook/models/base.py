@@ -40,6 +40,11 @@ class SeparationModel(nn.Module):
         """
         raise NotImplementedError
 
+    def training_seq_dur(self) -> float | None:
+        """Seconds per training excerpt this configuration needs (e.g. the U-Nets' hop·(frames − 1)
+        samples), or None to use the recipe's ``seq_dur``."""
+        return None
+
     def _check_mixture(self, mixture: torch.Tensor) -> None:
         """Raise a clear error when ``mixture`` does not fit the model (models override this)."""
 
