@@ -109,6 +109,13 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     data.add_argument("--no-random-track-mix", dest="random_track_mix", action="store_false", default=None,
                       help="take all sources of an excerpt from the same track")
     data.add_argument("--valid-max-duration", type=float, default=None, help="crop validation tracks to this many seconds")
+    data.add_argument("--fragments", default=None, metavar="SAD_FILE|auto",
+                      help="draw the target's excerpts from salient fragments: a file of `mssbook prepare-sad`, "
+                           "or auto (detected at start; BSRNN's default)")
+    data.add_argument("--fragment-p", type=float, default=None, help="fraction of excerpts drawn from fragments (1.0)")
+    data.add_argument("--silence-target-p", type=float, default=None,
+                      help="probability of silencing the target in an excerpt (BSRNN: 0.1)")
+
     opt = p.add_argument_group("optimisation (defaults: the model's published recipe; UMX's shown)")
     opt.add_argument("--epochs", type=int, default=None, help="(1000)")
     opt.add_argument("--batch-size", type=int, default=None, help="(16)")
@@ -220,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("oracle", help="score an oracle baseline (IBM, IRM, MWF, the mixture) on MUSDB18")
     oracles.configure_parser(p)
+
+    from .data import sad
+
+    p = sub.add_parser("prepare-sad", help="source activity detection (BSRNN's prepare_dataset.py): "
+                                           "the salient fragments of a target, one file per target")
+    sad.configure_parser(p)
+
 
     p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
     p.add_argument("--output", "-o", type=Path, default=None,

@@ -440,6 +440,15 @@ class DataConfig:
     validation: bool = True  # False: train on every training track, no validation (D3Net)
     valid_max_duration: float | None = None  # crop validation tracks (quick runs)
     seed: int = 42
+    # Source activity detection (BSRNN, Wavenet singing voice): a SAD file written by
+    # `mssbook prepare-sad`, a {track: [(start, end)]} dict, or "auto" (detected on the training
+    # tracks for the first target when the datasets are built); fragment_p of the items take the
+    # first target's excerpt from inside a salient fragment.
+    fragments: str | dict | None = None
+    fragment_p: float = 1.0
+    silence_target_p: float = 0.0  # BSRNN: the target silenced with probability 0.1
+    gain_db_range: tuple[float, float] = (-10.0, 10.0)  # range of the "gain_db" augmentation (BSRNN: ±10 dB)
+    sample_rate: int | None = None  # resample excerpts and tracks to this rate; None → the model's rate
 
 
 def excerpt_seconds(model: SeparationModel | None, data: DataConfig) -> float:
@@ -459,17 +468,26 @@ def build_datasets(model_or_targets, data: DataConfig):
 
     model = model_or_targets if isinstance(model_or_targets, SeparationModel) else None
     targets = model.targets if model is not None else model_or_targets
+    sample_rate = data.sample_rate if data.sample_rate is not None else getattr(model, "sample_rate", None)
     train_db = open_musdb(data.root, subsets="train", split="train" if data.validation else None, is_wav=data.is_wav)
+    fragments = data.fragments
+    if isinstance(fragments, str) and fragments == "auto":
+        from .data.sad import detect_fragments
+
+        fragments = detect_fragments(train_db, target=list(targets)[0])
     train_set = MUSDBTrainSet(
         train_db, targets=list(targets), seq_dur=excerpt_seconds(model, data), samples_per_track=data.samples_per_track,
         random_track_mix=data.random_track_mix, source_augmentations=data.source_augmentations,
-        gain_range=tuple(data.gain_range), seed=data.seed,
+        gain_range=tuple(data.gain_range), seed=data.seed, fragments=fragments, fragment_p=data.fragment_p,
+        silence_target_p=data.silence_target_p, gain_db_range=tuple(data.gain_db_range), sample_rate=sample_rate,
     )
     valid_set = None
     if data.validation:
         valid_db = open_musdb(data.root, subsets="train", split="valid", is_wav=data.is_wav)
-        valid_set = MUSDBValidSet(valid_db, targets=list(targets), max_duration=data.valid_max_duration)
+        valid_set = MUSDBValidSet(valid_db, targets=list(targets), max_duration=data.valid_max_duration,
+                                  sample_rate=sample_rate)
     return train_set, valid_set
+
 
 
 def training_mixtures(train_set):

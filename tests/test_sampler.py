@@ -1,4 +1,5 @@
-"""MUSDBTrainSet / MUSDBValidSet: UMX's sampling, reproducible under a seed and with workers.
+"""MUSDBTrainSet / MUSDBValidSet: UMX's sampling, reproducible under a seed and with workers,
+and the extensions of later seeds (SAD fragments, silenced target, gain in dB, resampling).
 
 The tiny WAV tree encodes where every sample came from: channel 0 of source ``s`` of track ``t``
 is the constant ``code(t, s)``, channel 1 is the position ramp ``n / 100000``. So an excerpt says
@@ -26,13 +27,16 @@ if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("musdb needs ffmpeg and ffprobe on PATH", allow_module_level=True)
 
 from mssbook.data.musdb import open_musdb  # noqa: E402
+from mssbook.data.sad import write_fragments  # noqa: E402
 from mssbook.data.sampler import (  # noqa: E402
     SEED_PRESETS,
     ChannelSwap,
     Gain,
+    GainDB,
     MUSDBTrainSet,
     MUSDBValidSet,
 )
+from mssbook.signal.resample import resample  # noqa: E402
 
 SR = 8000
 SOURCES = ("vocals", "drums", "bass", "other")
@@ -58,6 +62,14 @@ def write_tree(root: Path) -> None:
             total += audio
         # the real mixture differs from the sum of the sources (as MUSDB's does, through AAC)
         sf.write(folder / "mixture.wav", 0.5 * total, SR, subtype="FLOAT")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +317,181 @@ def test_real_stems_excerpts():
         track.chunk_start, track.chunk_duration = 0, None
     n = min(reference.shape[1], 88200)
     np.testing.assert_allclose(vocals[:, :n].numpy(), reference[:, :n], rtol=0, atol=2**-15 + 1e-6)
+
+
+# --- extensions: SAD fragments, silenced target, gain in dB, resampling -----------------------------
+
+#: fragments in samples at 8 kHz; C's fragment (2000 samples) is shorter than an excerpt (4000)
+FRAGMENTS = {"A - One": [(1000, 6000)], "B - Two": [(0, 4500), (7000, 12000)], "C - Three": [(2000, 4000)],
+             "Z - Not In The DB": [(0, 100)]}
+
+
+def ramp_offset(y: torch.Tensor) -> int:
+    """The offset an excerpt was read at, from its position ramp (channel 1)."""
+    return int(round(float(y[1, 0]) / RAMP))
+
+
+def test_default_draws_are_umx_draws(db):
+    """With the extensions off, describe_item draws exactly UMX's sequence from default_rng([seed, epoch, i])."""
+    ds = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=3, seed=4)
+    ds.set_epoch(2)
+    L = ds.seq_len
+    for i in range(len(ds)):
+        rng = np.random.default_rng([4, 2, i])
+        for s, p in enumerate(ds.describe_item(i)):
+            t = i // 3 if s == 0 else int(rng.integers(4))
+            offset = int(rng.integers(0, max(int(ds.lengths[t]) - L, 0) + 1))
+            gain, swap = float(rng.uniform(0.25, 1.25)), bool(rng.random() < 0.5)
+            assert (p["track"], p["offset"], p["augment"]) == (t, offset, [("gain", gain), ("channelswap", swap)])
+            assert p["fragment"] is None and p["silenced"] is False
+    assert ds.sample_rate == ds.read_rate == SR and ds.read_len == ds.seq_len
+
+
+def test_fragment_items_stay_inside_fragments(db):
+    ds = MUSDBTrainSet(db, "vocals", seq_dur=SEQ, samples_per_track=40, fragments=FRAGMENTS,
+                       source_augmentations=(), seed=1)
+    L = ds.seq_len
+    names = list(TRACKS)
+    assert ds.fragment_tracks.tolist() == [0, 1, 2]  # D - Short has none; Z is not in the DB
+    used, offsets = set(), {0: [], 1: []}
+    for i in range(len(ds)):
+        _, y = ds[i]
+        p = ds.describe_item(i)[0]
+        t, (start, end), offset = p["track"], p["fragment"], p["offset"]
+        if i // 40 != 3:
+            assert t == i // 40  # the indexed track when it has fragments ...
+        assert t != 3  # ... and D - Short (no fragments) is skipped for fragment items
+        assert (start, end) in FRAGMENTS[names[t]]
+        if end - start >= L:
+            assert start <= offset and offset + L <= end  # fully inside
+        else:
+            assert offset <= start and end <= offset + L and offset + L <= TRACKS[names[t]] * SR  # covers it
+        assert np.allclose(y[0].numpy(), code(t, 0)) and ramp_offset(y) == offset  # the audio agrees
+        used.add((t, start))
+        if t in offsets:
+            offsets[t].append((offset - start) / max(end - start - L, 1))
+    assert used == {(0, 1000), (1, 0), (1, 7000), (2, 2000)}  # every fragment is drawn
+    assert min(offsets[0]) < 0.2 and max(offsets[0]) > 0.8  # uniform over the positions
+
+
+def test_fragment_p_mixes_both_kinds(db):
+    ds = MUSDBTrainSet(db, "vocals", seq_dur=SEQ, samples_per_track=100, fragments=FRAGMENTS, fragment_p=0.5,
+                       source_augmentations=())
+    kinds = [ds.describe_item(i)[0]["fragment"] is not None for i in range(len(ds))]
+    assert 0.43 < np.mean(kinds) < 0.57
+    plain = [ds.describe_item(i)[0] for i in range(len(ds)) if not kinds[i]]
+    assert {p["track"] for p in plain} == {0, 1, 2, 3}  # ordinary items use every track, D - Short too
+    outside = [p for p in plain if p["track"] == 1 and 4500 - 4000 < p["offset"] < 7000]
+    assert outside  # ... at any offset, fragments or not
+    none = MUSDBTrainSet(db, "vocals", seq_dur=SEQ, samples_per_track=5, fragments=FRAGMENTS, fragment_p=0.0)
+    assert all(none.describe_item(i)[0]["fragment"] is None for i in range(len(none)))
+
+
+def test_fragments_from_a_sad_file_and_without_track_mix(db, tmp_path):
+    path = write_fragments(FRAGMENTS, tmp_path / "vocals_train.txt")
+    from_file = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=4, fragments=path, seed=3)
+    from_dict = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=4, fragments=FRAGMENTS, seed=3)
+    for i in range(len(from_file)):
+        assert from_file.describe_item(i) == from_dict.describe_item(i)
+    assert "vocals_train.txt" in repr(from_file)
+    fixed = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=4, fragments=path, random_track_mix=False,
+                          source_augmentations=())
+    for i in range(len(fixed)):
+        _, y = fixed[i]
+        plan = fixed.describe_item(i)
+        start, end = plan[0]["fragment"]
+        inside = start <= plan[0]["offset"] and plan[0]["offset"] + fixed.seq_len <= end
+        assert inside or end - start < fixed.seq_len
+        assert len({(p["track"], p["offset"]) for p in plan}) == 1  # all sources share the fragment's offset
+        assert all(ramp_offset(y[s]) == plan[0]["offset"] for s in range(4))
+    clone = pickle.loads(pickle.dumps(from_file))
+    assert torch.equal(clone[5][1], from_file[5][1])
+
+
+def test_bad_fragments(db, tmp_path):
+    with pytest.raises(DatasetError, match="no fragment for any of the 4 tracks"):
+        MUSDBTrainSet(db, fragments={"Z - Elsewhere": [(0, 10)]})
+    with pytest.raises(DatasetError, match="past the end of the track"):
+        MUSDBTrainSet(db, fragments={"A - One": [(44100, 88200)]})  # made for 44.1 kHz files
+    with pytest.raises(DatasetError, match="not 0 <= start < end"):
+        MUSDBTrainSet(db, fragments={"A - One": [(10, 5)]})
+    with pytest.raises(DatasetError, match="does not exist"):
+        MUSDBTrainSet(db, fragments=tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="fragment_p"):
+        MUSDBTrainSet(db, fragments=FRAGMENTS, fragment_p=1.5)
+    with pytest.raises(ValueError, match="fragments must be"):
+        MUSDBTrainSet(db, fragments=[("A - One", 0, 10)])
+
+
+def test_silenced_target(db):
+    kw = dict(seq_dur=SEQ, samples_per_track=2, silence_target_p=1.0, seed=8)
+    every = MUSDBTrainSet(db, SOURCES, **kw)
+    voc = MUSDBTrainSet(db, "vocals", **kw)
+    for i in range(len(every)):
+        x, y = every[i]
+        assert torch.all(y[0] == 0) and torch.all(y[1:].abs().amax(dim=(1, 2)) > 0)  # vocals silent, the rest not
+        torch.testing.assert_close(x, y[1:].sum(0), rtol=0, atol=1e-6)  # mixture = sum of the others
+        xv, yv = voc[i]
+        assert torch.all(yv == 0) and torch.equal(xv, x)
+        assert [p["silenced"] for p in every.describe_item(i)] == [True, False, False, False]
+    acc = MUSDBTrainSet(db, ("accompaniment", "vocals"), **kw)
+    x, y = acc[3]
+    assert torch.all(y[0] == 0) and torch.equal(x, y[1])  # accompaniment silenced: mixture = vocals
+    some = MUSDBTrainSet(db, "vocals", seq_dur=SEQ, samples_per_track=100, silence_target_p=0.3)
+    assert 0.24 < np.mean([some.describe_item(i)[0]["silenced"] for i in range(len(some))]) < 0.36
+    with pytest.raises(ValueError, match="silence_target_p"):
+        MUSDBTrainSet(db, silence_target_p=-0.1)
+
+
+def test_gain_db(db):
+    ds = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=10, random_track_mix=False,
+                       source_augmentations=("gain_db",), gain_db_range=(-6.0, 6.0), seed=0)
+    assert isinstance(ds.augmentations[0], GainDB)
+    one = GainDB(-6.0, -6.0)(np.ones((2, 3), np.float32), np.random.default_rng(0))
+    np.testing.assert_allclose(one, 10 ** (-6 / 20), rtol=1e-6)
+    db_values = []
+    for i in range(0, 40, 2):
+        _, y = ds[i]
+        for s, p in enumerate(ds.describe_item(i)):
+            (name, value), = p["augment"]
+            ratio = float(y[s, 0, 0]) / code(i // 10, s)
+            assert name == "gain_db" and abs(20 * np.log10(ratio) - value) < 1e-3
+            db_values.append(value)
+    assert min(db_values) >= -6 and max(db_values) <= 6 and np.ptp(db_values) > 8
+    wide = MUSDBTrainSet(db, "vocals", seq_dur=SEQ, source_augmentations=("gain-db", "channel_swap"))
+    assert (wide.augmentations[0].low_db, wide.augmentations[0].high_db) == (-10.0, 10.0)  # the default
+    with pytest.raises(ValueError, match="gain_db range"):
+        MUSDBTrainSet(db, source_augmentations=("gain_db",), gain_db_range=(3.0, -3.0))
+    bsrnn = MUSDBTrainSet(db, "vocals", fragments=FRAGMENTS, **SEED_PRESETS["bsrnn"])
+    assert bsrnn.seq_len == 3 * SR and bsrnn.silence_target_p == 0.1 and isinstance(bsrnn.augmentations[0], GainDB)
+
+
+def test_sample_rate_resamples_every_excerpt(root, db):
+    ds = MUSDBTrainSet(db, SOURCES, seq_dur=SEQ, samples_per_track=2, sample_rate=6000, source_augmentations=(),
+                       seed=2)
+    assert ds.direct and ds.read_rate == SR and ds.sample_rate == 6000
+    assert ds.seq_len == 3000 and ds.read_len == 4000
+    for i in (0, 5):
+        x, y = ds[i]
+        assert x.shape == (2, 3000) and y.shape == (4, 2, 3000)
+        for s, p in enumerate(ds.describe_item(i)):
+            excerpt = file_excerpt(root, p["name"], p["source"], p["offset"], ds.read_len)
+            np.testing.assert_array_equal(y[s].numpy(), resample(excerpt, SR, 6000)[:, :3000])
+        torch.testing.assert_close(x, y.sum(0), rtol=0, atol=1e-6)
+    odd = MUSDBTrainSet(db, "vocals", seq_dur=0.3333, sample_rate=4000, samples_per_track=1, fragments=FRAGMENTS)
+    assert odd[1][0].shape == (2, round(0.3333 * 4000)) and odd.read_len == 2666
+    valid = MUSDBValidSet(db, ("vocals", "bass"), sample_rate=4000)
+    x, y = valid[1]
+    n = int(TRACKS["B - Two"] * SR)
+    assert x.shape == (2, n // 2) and y.shape == (2, 2, n // 2)
+    np.testing.assert_array_equal(y[1].numpy(), resample(file_excerpt(root, "B - Two", "bass", 0, n), SR, 4000))
+    short = MUSDBValidSet(db, "vocals", max_duration=0.25, sample_rate=6000)
+    assert short[2][0].shape == (2, 1500)
+    twice = MUSDBTrainSet(open_musdb(root, split=None, sample_rate=4000), "vocals", seq_dur=SEQ, sample_rate=2000,
+                          samples_per_track=1, fragments=FRAGMENTS)  # read at 4 kHz through ffmpeg, then resampled
+    assert not twice.direct and twice.read_rate == 4000 and twice[0][0].shape == (2, 1000)
+    # the fragments count samples at the files' 8 kHz; offsets at the 4 kHz read rate
+    assert [f.tolist() for f in twice.fragments[:3]] == [[[500, 3000]], [[0, 2250], [3500, 6000]], [[1000, 2000]]]
+    assert twice.describe_item(1)[0]["fragment"] in ((0, 2250), (3500, 6000))
+    with pytest.raises(ValueError, match="sample_rate"):
+        MUSDBTrainSet(db, sample_rate=-16000)

@@ -28,6 +28,16 @@ Two deliberate differences from ``openunmix/data.py``:
   target's source stays the indexed one, and only the other sources come from random tracks, so
   each track's target material is seen ``samples_per_track`` times per epoch.
 
+Extensions for the later seeds (all off by default, so the UMX sampling above is unchanged):
+
+* ``fragments`` (BSRNN, architectures.md §4.4; Wavenet's ``extract_voice_percentage``, §6.3): a
+  fraction ``fragment_p`` of the items take the first target's excerpt from inside a salient
+  fragment of its track, as listed by source activity detection (:mod:`mssbook.data.sad`);
+* ``silence_target_p`` (BSRNN): the first target's source is replaced by silence before mixing;
+* the ``gain_db`` augmentation (BSRNN: uniform gain in dB, ±10 dB, per source);
+* ``sample_rate``: excerpts (and validation tracks) are resampled with
+  :func:`mssbook.signal.resample.resample`, so a 16 kHz model (Wavenet) trains on 44.1 kHz files.
+
 Everything is a module-level class (no lambdas), so the datasets pickle and work with
 ``num_workers > 0`` under both the fork and the spawn start method (the Windows/macOS default;
 open-unmix#121, #123).
@@ -46,7 +56,8 @@ process (plus one ffprobe) per source and decode each file from its beginning up
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import os
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -54,6 +65,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
+from ..signal.resample import resample
+from .sad import read_fragments
 
 #: The derived target that UMX also supports: the sum of every mixing source except the vocals.
 ACCOMPANIMENT = "accompaniment"
@@ -75,6 +88,18 @@ SEED_PRESETS: dict[str, dict[str, Any]] = {
 SEED_PRESETS["x-umx"] = dict(SEED_PRESETS["umx"])
 # d3net/music-source-separation data.py (architectures.md §3.4): narrower gain range
 SEED_PRESETS["d3net"] = dict(SEED_PRESETS["umx"], gain_range=(0.75, 1.25))
+# BSRNN (architectures.md §4.4; magronp conf/dset/musdb18hq_sad.yaml, amanteur train_dataset):
+# 3 s excerpts, 20 000 per epoch (about 233 per track for MUSDB18's 86 training tracks), random
+# track mixing, gain ±10 dB per source, target silenced with p 0.1; pass the SAD file as
+# ``fragments=`` (``mssbook prepare-sad``).
+SEED_PRESETS["bsrnn"] = dict(
+    seq_dur=3.0,
+    samples_per_track=233,
+    random_track_mix=True,
+    source_augmentations=("gain_db",),
+    gain_db_range=(-10.0, 10.0),
+    silence_target_p=0.1,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,28 +155,64 @@ class ChannelSwap:
         return f"ChannelSwap(p={self.p})"
 
 
-#: Augmentation names accepted in ``source_augmentations`` (the names of UMX's ``--source-augmentations``).
-AUGMENTATIONS = {"gain": Gain, "channelswap": ChannelSwap}
+class GainDB:
+    """Multiply a source by ``10 ** (g / 20)``, ``g`` drawn uniformly from ``[low_db, high_db]`` dB.
+
+    BSRNN's per-source gain (magronp ``_augment_rescale_db``, ±10 dB). ``describe_item`` reports
+    the gain in dB.
+    """
+
+    name = "gain_db"
+
+    def __init__(self, low_db: float = -10.0, high_db: float = 10.0):
+        if not low_db <= high_db:
+            raise ValueError(f"gain_db range must satisfy low <= high (in dB), got ({low_db}, {high_db})")
+        self.low_db, self.high_db = float(low_db), float(high_db)
+
+    def draw(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(self.low_db, self.high_db))
+
+    def apply(self, audio: np.ndarray, gain_db: float) -> np.ndarray:
+        return audio * np.float32(10.0 ** (gain_db / 20.0))
+
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(audio, self.draw(rng))
+
+    def __repr__(self) -> str:
+        return f"GainDB({self.low_db}, {self.high_db})"
+
+
+#: Augmentation names accepted in ``source_augmentations`` (UMX's ``--source-augmentations`` names,
+#: and BSRNN's ``gain_db``); underscores and dashes are ignored when matching.
+AUGMENTATIONS = {"gain": Gain, "channelswap": ChannelSwap, "gain_db": GainDB}
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
 
 
 def build_augmentations(
-    names: Iterable[Any] | None, gain_range: tuple[float, float] = (0.25, 1.25)
+    names: Iterable[Any] | None,
+    gain_range: tuple[float, float] = (0.25, 1.25),
+    gain_db_range: tuple[float, float] = (-10.0, 10.0),
 ) -> tuple:
     """Turn names like ``("gain", "channelswap")`` into augmentation objects.
 
-    Items may also be objects with ``draw(rng)`` and ``apply(audio, params)`` methods (module-level
-    classes, so that they pickle).
+    ``gain`` uses ``gain_range`` (linear), ``gain_db`` uses ``gain_db_range`` (dB). Items may also
+    be objects with ``draw(rng)`` and ``apply(audio, params)`` methods (module-level classes, so
+    that they pickle).
     """
+    known = {_key(name): cls for name, cls in AUGMENTATIONS.items()}
     out = []
     for item in names or ():
         if isinstance(item, str):
-            key = item.lower().replace("_", "").replace("-", "")
-            if key not in AUGMENTATIONS:
+            cls = known.get(_key(item))
+            if cls is None:
                 raise ValueError(
                     f"unknown augmentation {item!r}; choose from {', '.join(AUGMENTATIONS)} "
                     "or pass an object with draw(rng) and apply(audio, params) methods."
                 )
-            out.append(Gain(*gain_range) if key == "gain" else AUGMENTATIONS[key]())
+            out.append(Gain(*gain_range) if cls is Gain else GainDB(*gain_db_range) if cls is GainDB else cls())
         elif hasattr(item, "draw") and hasattr(item, "apply"):
             out.append(item)
         else:
@@ -263,10 +324,31 @@ def _as_db(db, split_default: str | None, open_kwargs: dict):
     return open_musdb(root=db, **kwargs)
 
 
-class _MUSDBBase(Dataset):
-    """Shared bookkeeping: tracks, targets, sample rate, and fast excerpt reads."""
+def _check_sample_rate(sample_rate) -> int | None:
+    """The items' rate as an int (None: keep the read rate)."""
+    if sample_rate is None:
+        return None
+    try:
+        ok = not isinstance(sample_rate, bool) and float(sample_rate) > 0 and float(sample_rate).is_integer()
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"sample_rate must be a positive whole number of Hz or None, not {sample_rate!r}")
+    return int(sample_rate)
 
-    def __init__(self, db, targets, sources, split_default, open_kwargs):
+
+class _MUSDBBase(Dataset):
+    """Shared bookkeeping: tracks, targets, sample rates, and fast excerpt reads.
+
+    Three rates: ``native_rate`` (the files), ``read_rate`` (what excerpts are read at: the
+    native rate, or the ``musdb.DB``'s own ``sample_rate``, through ffmpeg) and ``sample_rate``
+    (the items; differs from ``read_rate`` only when the ``sample_rate`` argument asks for it, and
+    then every read is resampled with :func:`mssbook.signal.resample.resample`). Offsets and
+    ``lengths`` count samples at ``read_rate``.
+    """
+
+    def __init__(self, db, targets, sources, split_default, open_kwargs, sample_rate=None):
+        sample_rate = _check_sample_rate(sample_rate)
         self.db = _as_db(db, split_default, open_kwargs)
         self.tracks = list(self.db.tracks)
         if not self.tracks:
@@ -298,19 +380,31 @@ class _MUSDBBase(Dataset):
         rates = {int(round(t.rate)) for t in self.tracks if t.rate}
         if len(rates) != 1:
             raise DatasetError(f"tracks of {self.db.root} have mixed or unknown sample rates {sorted(rates)}.")
-        native = rates.pop()
-        self.sample_rate = int(round(self.db.sample_rate)) if self.db.sample_rate else native
+        self.native_rate = rates.pop()
+        self.read_rate = int(round(self.db.sample_rate)) if self.db.sample_rate else self.native_rate
+        self.sample_rate = self.read_rate if sample_rate is None else sample_rate
         #: True when excerpts are read with soundfile (WAV tree at its native rate); else with ffmpeg.
-        self.direct = bool(self.db.is_wav) and self.sample_rate == native
-        self.lengths = np.array([self._track_length(t, native) for t in self.tracks], dtype=np.int64)
+        self.direct = bool(self.db.is_wav) and self.read_rate == self.native_rate
+        self.lengths = np.array([self._track_length(t) for t in self.tracks], dtype=np.int64)
 
-    def _track_length(self, track, native: int) -> int:
-        """Samples usable from every mixing source, at the output rate."""
+    def _track_length(self, track) -> int:
+        """Samples usable from every mixing source, at the read rate."""
         if self.direct:
             return min(sf.info(track.sources[s].path).frames for s in self.sources)
         if not track.samples:
             raise DatasetError(f"track {track.name!r}: {track.path} is missing or holds no audio.")
-        return int(track.samples * self.sample_rate // native)
+        return int(track.samples * self.read_rate // self.native_rate)
+
+    def _read_length(self, length: int) -> int:
+        """Samples to read at ``read_rate`` so that resampling gives at least ``length`` samples."""
+        return -(-length * self.read_rate // self.sample_rate)
+
+    def _to_sample_rate(self, audio: np.ndarray, length: int | None) -> np.ndarray:
+        """A read (C, n) at ``read_rate`` -> (C, length) at ``sample_rate`` (``None``: all it gives)."""
+        if self.sample_rate == self.read_rate:
+            return audio
+        audio = resample(audio, self.read_rate, self.sample_rate)
+        return audio if length is None else _fit(audio, length)
 
     def _stream(self, t: int, name: str) -> tuple[str, int]:
         """(file, audio-stream index) holding stem ``name`` (a source or ``"mixture"``) of track ``t``."""
@@ -323,11 +417,12 @@ class _MUSDBBase(Dataset):
         """Read stems: ``picks`` = ``[(name, track, offset), ...]`` -> list of (2, length) float32.
 
         WAV at its native rate: soundfile reads just those frames (``length=None``: to the end).
-        Otherwise (STEMS, or resampling): one ffmpeg process for all picks (:func:`ffmpeg_excerpts`).
+        Otherwise (STEMS, or a DB opened with its own ``sample_rate``): one ffmpeg process for all
+        picks (:func:`ffmpeg_excerpts`). Offsets and ``length`` count samples at ``read_rate``.
         """
         if not self.direct:
             requests = [(*self._stream(t, name), offset) for name, t, offset in picks]
-            return list(ffmpeg_excerpts(requests, length, self.sample_rate))
+            return list(ffmpeg_excerpts(requests, length, self.read_rate))
         out = []
         for name, t, offset in picks:
             path, _ = self._stream(t, name)
@@ -367,12 +462,36 @@ class MUSDBTrainSet(_MUSDBBase):
         samples_per_track: excerpts per track per epoch (UMX 64); ``len = n_tracks * samples_per_track``.
         random_track_mix: draw the non-anchor sources from random tracks at their own offsets
             (UMX ``--random-track-mix``); False takes all sources from the indexed track at one offset.
-        source_augmentations: names (``"gain"``, ``"channelswap"``) or augmentation objects,
-            applied to each source in that order before mixing.
-        gain_range: the gain augmentation's uniform range (UMX (0.25, 1.25), D3Net (0.75, 1.25)).
+        source_augmentations: names (``"gain"``, ``"channelswap"``, ``"gain_db"``) or augmentation
+            objects, applied to each source in that order before mixing.
+        gain_range: the ``gain`` augmentation's uniform range (UMX (0.25, 1.25), D3Net (0.75, 1.25)).
+        gain_db_range: the ``gain_db`` augmentation's uniform range in dB (BSRNN (-10, 10)).
+        fragments: salient fragments of the first target (source activity detection, BSRNN): None
+            (off), a ``{track name: [(start, end), ...]}`` dict, or the path of a SAD file
+            (:func:`mssbook.data.sad.read_fragments`, made by ``mssbook prepare-sad``). Samples at
+            the files' own rate, ``end`` exclusive; names of tracks outside the DB are ignored.
+        fragment_p: fraction of the items whose anchor excerpt comes from a fragment (BSRNN 1.0,
+            the Wavenet singing-voice model 0.5); ignored without ``fragments``.
+        silence_target_p: probability that the first target is replaced by silence before mixing
+            (BSRNN 0.1): the mixture is then the sum of the other sources and that target is zero.
+            For ``"accompaniment"``, all of its sources are silenced.
+        sample_rate: the items' rate; None keeps the read rate (the files' rate, or the one the
+            ``musdb.DB`` was opened with). When it differs, every source excerpt is read at the
+            read rate, just long enough, resampled with :func:`mssbook.signal.resample.resample`
+            and cut to ``round(seq_dur * sample_rate)`` samples; WAV files are still read with
+            soundfile (faster than ``open_musdb(sample_rate=...)``, which decodes through ffmpeg).
         seed: base seed; item ``i`` of epoch ``e`` draws from ``default_rng([seed, e, i])``.
         **open_kwargs: passed to :func:`open_musdb` when ``db`` is a path (``is_wav``,
-            ``split``, ``subsets``, ``sample_rate``, ``download``).
+            ``split``, ``subsets``, ``download``).
+
+    Fragment items: with probability ``fragment_p`` an item takes its anchor from a fragment. The
+    anchor track is the indexed one if it has fragments; tracks without any are skipped for these
+    items (the anchor then comes from a track drawn uniformly among those with fragments; the
+    other items still use them). A fragment of that track is chosen uniformly, then an offset
+    uniformly among those that keep the excerpt inside the fragment. A fragment shorter than the
+    excerpt is covered whole instead: the offset is uniform among those whose excerpt contains
+    the fragment (and stays inside the track). The other sources follow the usual rules (without
+    track mixing they share the anchor's offset).
 
     Items: ``(mixture, target)`` float32 tensors; mixture (C, L) with C = 2 and
     L = round(seq_dur * sample_rate); the mixture equals the sum of the augmented sources.
@@ -389,25 +508,81 @@ class MUSDBTrainSet(_MUSDBBase):
         random_track_mix: bool = True,
         source_augmentations: Iterable[Any] | None = ("gain", "channelswap"),
         gain_range: tuple[float, float] = (0.25, 1.25),
+        gain_db_range: tuple[float, float] = (-10.0, 10.0),
+        fragments: Mapping[str, Sequence[tuple[int, int]]] | str | os.PathLike | None = None,
+        fragment_p: float = 1.0,
+        silence_target_p: float = 0.0,
+        sample_rate: int | None = None,
         seed: int = 42,
         **open_kwargs,
     ):
-        super().__init__(db, targets, sources, "train", open_kwargs)
+        super().__init__(db, targets, sources, "train", open_kwargs, sample_rate)
         if not (seq_dur and seq_dur > 0):
             raise ValueError(f"seq_dur must be a positive number of seconds, not {seq_dur!r}; "
                              "use MUSDBValidSet for full tracks.")
         if int(samples_per_track) < 1:
             raise ValueError(f"samples_per_track must be >= 1, not {samples_per_track!r}")
+        for name, p in (("fragment_p", fragment_p), ("silence_target_p", silence_target_p)):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], not {p!r}")
         self.seq_dur = float(seq_dur)
-        self.seq_len = int(round(self.seq_dur * self.sample_rate))
+        self.seq_len = int(round(self.seq_dur * self.sample_rate))  # samples per item
+        self.read_len = self._read_length(self.seq_len)  # samples read per source, at read_rate
         self.samples_per_track = int(samples_per_track)
         self.random_track_mix = bool(random_track_mix)
-        self.augmentations = build_augmentations(source_augmentations, gain_range)
+        self.augmentations = build_augmentations(source_augmentations, gain_range, gain_db_range)
+        self.fragment_p = float(fragment_p)
+        self.silence_target_p = float(silence_target_p)
         self.seed = int(seed)
         self.epoch = 0
         # The source whose track is the indexed one (balanced sampling), see the module docstring.
         first = self.targets[0]
         self.anchor = first if first in self.sources else next(s for s in self.sources if s != "vocals")
+        #: the sources that make up the first target (silenced together)
+        self.first_target_sources = (first,) if first in self.sources else tuple(s for s in self.sources if s != "vocals")
+        self.fragment_file = str(fragments) if isinstance(fragments, (str, os.PathLike)) else None
+        #: per track, its fragments as an (n, 2) int64 array at read_rate (None: fragments off)
+        self.fragments = None if fragments is None else self._load_fragments(fragments)
+        self.fragment_tracks = (np.zeros(0, dtype=np.int64) if self.fragments is None else
+                                np.array([t for t, f in enumerate(self.fragments) if len(f)], dtype=np.int64))
+
+    def _load_fragments(self, fragments) -> list[np.ndarray]:
+        """Fragments per track, converted to ``read_rate`` samples and clipped to the track."""
+        where = self.fragment_file or "the fragments dict"
+        if self.fragment_file is not None:
+            fragments = read_fragments(self.fragment_file)
+        elif not isinstance(fragments, Mapping):
+            raise ValueError("fragments must be None, a {track name: [(start, end), ...]} dict or the path "
+                             f"of a SAD file, not {type(fragments).__name__}")
+        out = []
+        for t, track in enumerate(self.tracks):
+            try:
+                pairs = np.array(fragments.get(track.name) or [], dtype=np.int64).reshape(-1, 2)
+            except (TypeError, ValueError):
+                raise DatasetError(f"{where}: the fragments of {track.name!r} are not (start, end) pairs "
+                                   "of whole samples.") from None
+            if np.any(pairs[:, 0] < 0) or np.any(pairs[:, 1] <= pairs[:, 0]):
+                raise DatasetError(f"{where}: a fragment of {track.name!r} is not 0 <= start < end.")
+            if self.read_rate != self.native_rate:  # the file counts samples at the files' own rate
+                pairs = np.stack([-(-pairs[:, 0] * self.read_rate // self.native_rate),
+                                  pairs[:, 1] * self.read_rate // self.native_rate], axis=1)
+            n = int(self.lengths[t])
+            if len(pairs) and pairs[:, 0].max() >= n:
+                raise DatasetError(
+                    f"{where}: a fragment of {track.name!r} starts at sample {pairs[:, 0].max()}, past the "
+                    f"end of the track ({n} samples at {self.read_rate} Hz). Was it made from other "
+                    "files or at another sample rate? Make it again with `mssbook prepare-sad`."
+                )
+            pairs[:, 1] = np.minimum(pairs[:, 1], n)
+            out.append(pairs[pairs[:, 1] > pairs[:, 0]])
+        if not any(len(p) for p in out):
+            named = sorted(fragments)[:2]
+            raise DatasetError(
+                f"{where} has no fragment for any of the {len(self.tracks)} tracks of {self.db.root} "
+                f"(it names {len(fragments)} track(s){', e.g. ' + repr(named[0]) if named else ''}). Was it "
+                "made for another subset, split or target? Make it with `mssbook prepare-sad`."
+            )
+        return out
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's draw. Call before ``iter(loader)`` (workers copy the dataset then)."""
@@ -416,40 +591,68 @@ class MUSDBTrainSet(_MUSDBBase):
     def __len__(self) -> int:
         return len(self.tracks) * self.samples_per_track
 
+    def _draw_fragment(self, track: int, rng: np.random.Generator) -> tuple[int, tuple[int, int], int]:
+        """(track, fragment, offset) of a fragment item whose indexed track is ``track``."""
+        if not len(self.fragments[track]):  # skipped: no fragments here
+            track = int(self.fragment_tracks[rng.integers(len(self.fragment_tracks))])
+        frags = self.fragments[track]
+        start, end = (int(v) for v in frags[rng.integers(len(frags))])
+        L = self.read_len
+        if end - start >= L:  # the excerpt fits inside the fragment
+            lo, hi = start, end - L
+        else:  # the excerpt covers the whole fragment, inside the track
+            lo, hi = max(end - L, 0), min(start, max(int(self.lengths[track]) - L, 0))
+        return track, (start, end), int(rng.integers(lo, hi + 1))
+
     def describe_item(self, index: int) -> list[dict[str, Any]]:
         """The random choices behind item ``index`` of the current epoch, one dict per source.
 
         Each dict has ``source``, ``track`` (index into ``self.tracks``), ``name`` (track name),
-        ``offset`` (first sample) and ``augment`` (a list of ``(augmentation name, parameter)``,
-        e.g. ``("gain", 0.83)``, ``("channelswap", True)``). ``__getitem__`` follows exactly this plan.
+        ``offset`` (first sample, at ``read_rate``), ``augment`` (a list of ``(augmentation name,
+        parameter)``, e.g. ``("gain", 0.83)``, ``("gain_db", -3.1)``, ``("channelswap", True)``),
+        ``fragment`` (the anchor of a fragment item: its ``(start, end)`` at ``read_rate``; else
+        None) and ``silenced`` (True for the first target's sources when they are replaced by
+        silence). ``__getitem__`` follows exactly this plan.
         """
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         anchor_track = index // self.samples_per_track
-        L = self.seq_len
+        L = self.read_len
 
         def offset_in(t: int) -> int:
             return int(rng.integers(0, max(int(self.lengths[t]) - L, 0) + 1))
 
-        shared_offset = None if self.random_track_mix else offset_in(anchor_track)
+        # Draws only happen for the features that are on, so the default plan is UMX's.
+        fragment = anchor_offset = None
+        if self.fragments is not None and rng.random() < self.fragment_p:
+            anchor_track, fragment, anchor_offset = self._draw_fragment(anchor_track, rng)
+        shared_offset = None
+        if not self.random_track_mix:
+            shared_offset = anchor_offset if fragment is not None else offset_in(anchor_track)
         plan = []
         for source in self.sources:  # fixed order, so the draws are reproducible
             if self.random_track_mix:
                 t = anchor_track if source == self.anchor else int(rng.integers(len(self.tracks)))
-                offset = offset_in(t)
+                offset = anchor_offset if fragment is not None and source == self.anchor else offset_in(t)
             else:
                 t, offset = anchor_track, shared_offset
             augment = [(aug.name if hasattr(aug, "name") else type(aug).__name__, aug.draw(rng)) for aug in self.augmentations]
-            plan.append({"source": source, "track": t, "name": self.tracks[t].name, "offset": offset, "augment": augment})
+            plan.append({"source": source, "track": t, "name": self.tracks[t].name, "offset": offset, "augment": augment,
+                         "fragment": fragment if source == self.anchor else None, "silenced": False})
+        if self.silence_target_p > 0 and rng.random() < self.silence_target_p:
+            for p in plan:
+                p["silenced"] = p["source"] in self.first_target_sources
         return plan
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         plan = self.describe_item(index)
-        L = self.seq_len
-        raw = self._read([(p["source"], p["track"], p["offset"]) for p in plan], L)  # [(C, L)] * S
+        raw = self._read([(p["source"], p["track"], p["offset"]) for p in plan], self.read_len)  # [(C, L')] * S
         stems = {}
         for p, audio in zip(plan, raw):
+            audio = self._to_sample_rate(audio, self.seq_len)  # (C, L)
+            if p["silenced"]:
+                audio = np.zeros_like(audio)
             for aug, (_, param) in zip(self.augmentations, p["augment"]):
                 audio = aug.apply(audio, param)
             stems[p["source"]] = np.ascontiguousarray(audio, dtype=np.float32)
@@ -458,10 +661,18 @@ class MUSDBTrainSet(_MUSDBBase):
         return torch.from_numpy(mixture), torch.from_numpy(np.ascontiguousarray(target))
 
     def __repr__(self) -> str:
+        extras = ""
+        if self.fragments is not None:
+            extras += (f", fragments={self.fragment_file or 'dict'} ({len(self.fragment_tracks)} tracks), "
+                       f"fragment_p={self.fragment_p}")
+        if self.silence_target_p:
+            extras += f", silence_target_p={self.silence_target_p}"
+        if self.sample_rate != self.read_rate:
+            extras += f", resampled from {self.read_rate} Hz"
         return (
             f"MUSDBTrainSet({len(self.tracks)} tracks x {self.samples_per_track} = {len(self)} excerpts of "
             f"{self.seq_dur} s at {self.sample_rate} Hz, targets={list(self.targets)}, "
-            f"random_track_mix={self.random_track_mix}, augmentations={list(self.augmentations)}, "
+            f"random_track_mix={self.random_track_mix}, augmentations={list(self.augmentations)}{extras}, "
             f"seed={self.seed}, epoch={self.epoch}, reader={'soundfile' if self.direct else 'ffmpeg'})"
         )
 
@@ -477,6 +688,9 @@ class MUSDBValidSet(_MUSDBBase):
         sources: the sources ``"accompaniment"`` sums (all but vocals); default all four.
         max_duration: keep only the first ``max_duration`` seconds of each track (quick runs); None
             keeps the full track.
+        sample_rate: the items' rate; None keeps the read rate. When it differs, each stem is
+            resampled with :func:`mssbook.signal.resample.resample` (``ceil(T * new / old)``
+            samples for a full track, ``round(max_duration * sample_rate)`` for a cropped one).
 
     Items: ``(mixture, target)`` float32 tensors; the mixture is the track's real mixture (C, T),
     the target (C, T) or (n_targets, C, T), T the track's length. Use ``batch_size=1``.
@@ -489,9 +703,10 @@ class MUSDBValidSet(_MUSDBBase):
         *,
         sources: Sequence[str] | None = None,
         max_duration: float | None = None,
+        sample_rate: int | None = None,
         **open_kwargs,
     ):
-        super().__init__(db, targets, sources, "valid", open_kwargs)
+        super().__init__(db, targets, sources, "valid", open_kwargs, sample_rate)
         if max_duration is not None and not max_duration > 0:
             raise ValueError(f"max_duration must be positive or None, not {max_duration!r}")
         self.max_duration = max_duration
@@ -505,14 +720,16 @@ class MUSDBValidSet(_MUSDBBase):
         length = None if self.max_duration is None else int(round(self.max_duration * self.sample_rate))
         needed = [s for s in self.sources if s in self.targets or (ACCOMPANIMENT in self.targets and s != "vocals")]
         names = ["mixture", *needed]
-        audio = dict(zip(names, self._read([(n, index, 0) for n in names], length)))
+        read = None if length is None else self._read_length(length)
+        audio = dict(zip(names, self._read([(n, index, 0) for n in names], read)))
         n = min(a.shape[1] for a in audio.values())  # decoded streams can differ by a few samples
-        audio = {k: v[:, :n] for k, v in audio.items()}
+        audio = {k: self._to_sample_rate(v[:, :n], length) for k, v in audio.items()}
         return torch.from_numpy(audio["mixture"]), torch.from_numpy(np.ascontiguousarray(self._stack_targets(audio)))
 
     def __repr__(self) -> str:
         dur = "full length" if self.max_duration is None else f"first {self.max_duration} s"
-        return f"MUSDBValidSet({len(self.tracks)} tracks, {dur}, targets={list(self.targets)}, {self.sample_rate} Hz)"
+        rate = f"{self.sample_rate} Hz" + (f" (resampled from {self.read_rate} Hz)" if self.sample_rate != self.read_rate else "")
+        return f"MUSDBValidSet({len(self.tracks)} tracks, {dur}, targets={list(self.targets)}, {rate})"
 
 
 __all__ = [
@@ -521,6 +738,7 @@ __all__ = [
     "SEED_PRESETS",
     "ChannelSwap",
     "Gain",
+    "GainDB",
     "MUSDBTrainSet",
     "MUSDBValidSet",
     "build_augmentations",
