@@ -181,6 +181,7 @@ def from_config(name: str, config: dict) -> SeparationModel:
 from . import umx  # noqa: E402,F401  (registers "umx")
 from . import xumx  # noqa: E402,F401  (registers "xumx")
 from . import d3net  # noqa: E402,F401  (registers "d3net")
+from . import bsrnn  # noqa: E402,F401  (registers "bsrnn")
 
 __all__ = ["SeparationModel", "Option", "family_options", "add_family_arguments",
            "family_values", "register", "create", "from_config", "available", "presets", "entry"]
