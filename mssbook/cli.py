@@ -170,7 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     targets = args.targets or entry.training.get("targets")  # the seed's default (UMX: vocals)
     model = models.create(args.model, preset=args.preset, target=targets, **overrides)
 
-    recipe = {k: v for k, v in entry.training.items() if k != "targets"}  # the model's recipe, then explicit args
+    recipe = models.training_recipe(args.model, model.config["targets"])  # the model's recipe, then explicit args
+    recipe.pop("targets")
     train_fields = {f.name for f in fields(TrainConfig)}
     data_fields = {f.name for f in fields(DataConfig)}
     for key in train_fields | data_fields:

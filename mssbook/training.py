@@ -69,8 +69,9 @@ class TrainConfig:
     # Cheap separation metrics on the validation tracks after each epoch (mssbook.metrics, no
     # projections): any of "usdr", "csdr", "si_sdr"; logged per target as valid_<metric>.
     valid_metrics: tuple[str, ...] = ()
-    # What early stopping, the plateau schedule and best.pt follow: "loss" (the validation loss),
-    # or one of valid_metrics (its mean over targets; higher is better).
+    # What early stopping, the plateau schedule and best.pt follow: "loss" (the validation loss,
+    # or the training loss without validation tracks), "train_loss" (the Wavenet seed's Keras
+    # monitor='loss'), or one of valid_metrics (its mean over targets; higher is better).
     monitor: str = "loss"
 
     def __post_init__(self) -> None:
@@ -78,8 +79,8 @@ class TrainConfig:
         unknown = [m for m in self.valid_metrics if m not in VALIDATION_METRICS]
         if unknown:
             raise MSSBookError(f"valid_metrics {unknown} unknown; choose from {', '.join(VALIDATION_METRICS)}")
-        if self.monitor != "loss" and self.monitor not in self.valid_metrics:
-            raise MSSBookError(f"monitor={self.monitor!r} must be 'loss' or one of valid_metrics {self.valid_metrics}; "
+        if self.monitor not in ("loss", "train_loss") and self.monitor not in self.valid_metrics:
+            raise MSSBookError(f"monitor={self.monitor!r} must be 'loss', 'train_loss' or one of valid_metrics {self.valid_metrics}; "
                                f"e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
         if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
             raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
@@ -375,8 +376,8 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             valid_loss, valid_scores = self.validate()
-            monitored = valid_loss if valid_loss is not None else train_loss
-            if cfg.monitor != "loss" and valid_scores:  # higher is better: minimise the negative
+            monitored = valid_loss if valid_loss is not None and cfg.monitor != "train_loss" else train_loss
+            if cfg.monitor not in ("loss", "train_loss") and valid_scores:  # higher is better: minimise the negative
                 monitored = -float(np.nanmean(list(valid_scores[cfg.monitor].values())))
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -115,10 +115,24 @@ def test_cheap_validation_metrics_can_drive_early_stopping(tmp_path):
     # best.pt follows the highest uSDR
     best_epoch = max(history, key=lambda h: h["valid_usdr"]["vocals"])["epoch"]
     assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == best_epoch
-    with pytest.raises(MSSBookError, match="monitor='usdr' must be 'loss' or one of valid_metrics"):
+    with pytest.raises(MSSBookError, match="monitor='usdr' must be 'loss', 'train_loss' or one of valid_metrics"):
         TrainConfig(monitor="usdr")
     with pytest.raises(MSSBookError, match="valid_metrics .*unknown"):
         TrainConfig(valid_metrics=("pesq",))
+
+
+def test_monitor_the_training_loss(tmp_path):
+    """monitor="train_loss" (the Wavenet seed's Keras monitor='loss'): best epochs follow the
+    training loss even when validation tracks are scored."""
+    trainer = Trainer(tiny_umx(), ToneDataset(), ToneDataset(n=2), output=tmp_path / "run",
+                      config=config(epochs=4, monitor="train_loss"))
+    history = trainer.fit()
+    best = float("inf")
+    for h in history:
+        assert h["valid_loss"] is not None and h["best"] == (h["train_loss"] < best)
+        best = min(best, h["train_loss"])
+    assert trainer.best_loss == pytest.approx(best)
+
 
 
 def test_output_folders_are_never_clobbered(tmp_path):

@@ -50,6 +50,9 @@ class ModelEntry:
     training: dict = field(default_factory=dict)
     #: extra command-line flags (the seed's own argument names), see :class:`Option`
     cli_options: tuple[Option, ...] = ()
+    #: recipe settings for one target (or mode) on top of ``training``, e.g. the Wavenet's
+    #: singing-voice data settings: ``{target: {field: value}}``
+    target_training: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -57,20 +60,22 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(name: str, presets: dict[str, dict], description: str = "",
              default_targets: tuple[str, ...] = ("vocals", "drums", "bass", "other"),
-             training: dict | None = None, cli_options: tuple[Option, ...] = ()):
+             training: dict | None = None, cli_options: tuple[Option, ...] = (),
+             target_training: dict | None = None):
     """Decorator registering ``builder(targets=..., **config) -> SeparationModel`` under ``name``.
 
     ``training`` holds the published recipe's settings that differ from the trainer's defaults
     (Open-Unmix's): :class:`mssbook.training.TrainConfig` fields and the sampler's ``seq_dur``,
     ``samples_per_track``, ``gain_range``, ``source_augmentations``. ``cli_options`` are the
-    family's own command-line flags (:class:`Option`).
+    family's own command-line flags (:class:`Option`); ``target_training`` adds settings for one
+    target or mode (``{target: {field: value}}``, see :func:`training_recipe`).
     """
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, presets, description, tuple(default_targets),
-                                     dict(training or {}), tuple(cli_options))
+                                     dict(training or {}), tuple(cli_options), dict(target_training or {}))
         return builder
 
     return wrap
@@ -116,6 +121,22 @@ def create(name: str, preset: str | None = "tutorial", target=None, **overrides)
     model.name = name
     model.config = {"targets": list(targets), **config}
     return model
+
+
+def training_recipe(name: str, targets=None) -> dict:
+    """The published training recipe of model ``name`` for ``targets`` (a name, names, or None for
+    the recipe's own): the registry's ``training`` dict with the settings of those targets on top
+    (``target_training``). Keys are :class:`mssbook.training.TrainConfig` and ``DataConfig``
+    fields, plus ``targets``."""
+    model_entry = entry(name)
+    recipe = dict(model_entry.training)
+    if targets is None:
+        targets = recipe.get("targets", model_entry.default_targets)
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    for target in targets:
+        recipe.update(model_entry.target_training.get(target, {}))
+    recipe["targets"] = targets
+    return recipe
 
 
 def family_options(where: str) -> dict[str, tuple[Option, list[str]]]:
@@ -182,6 +203,7 @@ from . import umx  # noqa: E402,F401  (registers "umx")
 from . import xumx  # noqa: E402,F401  (registers "xumx")
 from . import d3net  # noqa: E402,F401  (registers "d3net")
 from . import bsrnn  # noqa: E402,F401  (registers "bsrnn")
+from . import wavenet  # noqa: E402,F401  (registers "wavenet")
 
-__all__ = ["SeparationModel", "Option", "family_options", "add_family_arguments",
+__all__ = ["SeparationModel", "Option", "training_recipe", "family_options", "add_family_arguments",
            "family_values", "register", "create", "from_config", "available", "presets", "entry"]
