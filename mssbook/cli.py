@@ -96,7 +96,9 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     from . import models
 
     p.add_argument("--model", default="umx", help="registered model name (default: umx)")
-    p.add_argument("--preset", default="paper", help="model preset: paper (published sizes) or tutorial (CPU-sized)")
+    p.add_argument("--preset", default=None,
+                   help="model preset: paper (published sizes), tutorial (CPU-sized), seed (the U-Nets' README "
+                        "command; their default), large ... (default: seed where a model has one, else paper)")
     p.add_argument("--target", "--targets", dest="targets", nargs="+", default=None,
                    help="source(s) to separate (default: the seed's, vocals for umx)")
     data = p.add_argument_group("data")
@@ -156,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import DataConfig, TrainConfig, train_model
 
     entry = models.entry(args.model)
+    if args.preset is None:
+        args.preset = "seed" if "seed" in entry.presets else "paper"
     preset_config = models.presets(args.model).get(args.preset, {})
     overrides = {}
     for cli_name, key in MODEL_OPTIONS.items():
@@ -168,7 +172,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     family = models.family_values(args, args.model, ("model", "train"))
     overrides.update(family["model"])
     targets = args.targets or entry.training.get("targets")  # the seed's default (UMX: vocals)
-    model = models.create(args.model, preset=args.preset, target=targets, **overrides)
+    try:
+        model = models.create(args.model, preset=args.preset, target=targets, **overrides)
+    except (TypeError, ValueError) as exc:  # a configuration the model refuses: say so in one line
+        raise MSSBookError(f"cannot build {args.model!r} ({args.preset}) with these options: {exc}") from None
+
 
     recipe = models.training_recipe(args.model, model.config["targets"])  # the model's recipe, then explicit args
     recipe.pop("targets")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from mssbook.checkpoints import read_checkpoint
 from mssbook.cli import main
@@ -61,3 +62,36 @@ def test_demo_writes_a_report(tmp_path, capsys):
     assert len(list((report / "scores" / "model" / "test").glob("*.json"))) == summary["scores"]["tracks"]
     assert main(["demo", "--output", str(report), "--quiet"]) == 2  # never writes into an existing report
     assert "already exists" in capsys.readouterr().err
+
+
+def test_the_unet_seed_arguments_train_with_real_booleans(tmp_path, capsys):
+    """`mssbook train --model tfc_tdf_net` takes the seed's own flags; "False" means False (the seed's
+    argparse type=bool turned every non-empty string into True), and --max_epochs/--precision map
+    onto the trainer's epochs/amp."""
+    out = tmp_path / "unet"
+    args = ["train", "--model", "tfc_tdf_net", "--toy", "--n_fft", "512", "--hop_length", "256", "--num_frame", "48",
+            "--n_blocks", "3", "--internal_channels", "8", "--n_internal_layers", "2", "--tfc_tdf_bias", "False",
+            "--spec_type", "magnitude", "--spec_est_mode", "masking", "--last_activation", "sigmoid",
+            "--optimizer", "rmsprop", "--lr", "0.002", "--batch_size", "2", "--max_epochs", "1", "--min_epochs", "1",
+            "--precision", "32", "--samples-per-track", "1", "--valid-max-duration", "2", "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    state = read_checkpoint(out / "last.pt")
+    config = state["model_config"]
+    assert config["tfc_tdf_bias"] is False and config["n_blocks"] == 3 and config["spec_type"] == "magnitude"
+    assert config["n_fft"] == 512 and config["num_frame"] == 48 and config["targets"] == ["vocals"]
+    train = state["train_config"]
+    assert (train["optimizer"], train["lr"], train["batch_size"], train["epochs"], train["amp"]) == \
+        ("rmsprop", 0.002, 2, 1, False)
+    from mssbook.checkpoints import load_model
+
+    model = load_model(out / "last.pt")
+    tdf_norms = [m for name, m in model.named_modules() if "tdf" in name and isinstance(m, torch.nn.BatchNorm2d)]
+    assert tdf_norms and not any(m.affine for m in tdf_norms)  # bias off: no BN affine in the TDFs
+    with pytest.raises(SystemExit):  # argparse refuses what is not a boolean
+        main(["train", "--model", "tfc_tdf_net", "--tfc_tdf_bias", "maybe"])
+    assert "expected a boolean" in capsys.readouterr().err
+    assert main(["train", "--model", "umx", "--toy", "--n_fft", "1024"]) == 2  # another family's flag
+    assert "--n_fft is an option of" in capsys.readouterr().err
+    assert main(["train", "--model", "tfc_tdf_net", "--toy", "--n_fft", "512", "--hop_length", "256",
+                 "--num_frame", "32"]) == 2  # a window shorter than its trimmed edges: one clear line
+    assert "raise num_frame (at least 42)" in capsys.readouterr().err

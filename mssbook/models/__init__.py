@@ -204,6 +204,7 @@ from . import xumx  # noqa: E402,F401  (registers "xumx")
 from . import d3net  # noqa: E402,F401  (registers "d3net")
 from . import bsrnn  # noqa: E402,F401  (registers "bsrnn")
 from . import wavenet  # noqa: E402,F401  (registers "wavenet")
+from . import tfc_tdf_unet  # noqa: E402,F401  (registers "tfc_net", "tdf_net", "tfc_tdf_net", "tdc_net", "tdc_rnn_net")
 
 __all__ = ["SeparationModel", "Option", "training_recipe", "family_options", "add_family_arguments",
            "family_values", "register", "create", "from_config", "available", "presets", "entry"]
