@@ -45,8 +45,27 @@ class SeparationModel(nn.Module):
         samples), or None to use the recipe's ``seq_dur``."""
         return None
 
+    @property
+    def label(self) -> str:
+        """The model's name in messages (the class name unless a model says otherwise)."""
+        return type(self).__name__
+
     def _check_mixture(self, mixture: torch.Tensor) -> None:
-        """Raise a clear error when ``mixture`` does not fit the model (models override this)."""
+        """Raise a clear error unless ``mixture`` is (batch, channels, samples) with the model's
+        channel count (models that accept other channel counts override this)."""
+        if mixture.ndim != 3:
+            raise ValueError(
+                f"{self.label} expects mixtures shaped (batch, channels, samples); got {tuple(mixture.shape)}. "
+                "Add a batch dimension with mixture[None] for a single (channels, samples) signal."
+            )
+        if mixture.shape[1] != self.nb_channels:
+            raise ValueError(
+                f"this {self.label} was built for {self.nb_channels} channels but the mixture has "
+                f"{mixture.shape[1]} (shape {tuple(mixture.shape)}); convert the audio to {self.nb_channels} "
+                "channels first"
+            )
+        if mixture.shape[-1] == 0:
+            raise ValueError("the mixture is empty (0 samples); pass at least one sample of audio")
 
     def _check_references(self, mixture: torch.Tensor, references: torch.Tensor) -> None:
         """Raise a clear error unless ``references`` is (B, S, C, L) for ``mixture`` (B, C, L)."""

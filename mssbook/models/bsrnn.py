@@ -307,20 +307,6 @@ class BSRNN(SeparationModel):
         )
 
     # -- shapes -------------------------------------------------------------------------------
-    def _check_mixture(self, mixture: torch.Tensor) -> None:
-        if mixture.ndim != 3:
-            raise ValueError(
-                f"BSRNN expects mixtures shaped (batch, channels, samples); got {tuple(mixture.shape)}. "
-                "Add a batch dimension with mixture[None] for a single (channels, samples) signal."
-            )
-        if mixture.shape[1] != self.nb_channels:
-            raise ValueError(
-                f"this BSRNN was built for {self.nb_channels} channels but the mixture has {mixture.shape[1]} "
-                f"(shape {tuple(mixture.shape)}); convert the audio to {self.nb_channels} channels first"
-            )
-        if mixture.shape[-1] == 0:
-            raise ValueError("the mixture is empty (0 samples); pass at least one sample of audio")
-
     def spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
         """Centred STFT of (..., L) → complex (..., F, T); shorter than ``n_fft``: zero-padded first."""
         short = self.n_fft - audio.shape[-1]

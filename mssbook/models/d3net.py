@@ -450,18 +450,6 @@ class D3Net(SeparationModel):
         self.target_models = nn.ModuleDict(networks)
 
     # -- shapes -------------------------------------------------------------------------------
-    def _check_mixture(self, mixture: torch.Tensor) -> None:
-        if mixture.ndim != 3:
-            raise ValueError(
-                f"D3Net expects mixtures shaped (batch, channels, samples); got {tuple(mixture.shape)}. "
-                "Add a batch dimension with mixture[None] for a single (channels, samples) signal."
-            )
-        if mixture.shape[1] != self.nb_channels:
-            raise ValueError(
-                f"this D3Net was built for {self.nb_channels} channels but the mixture has {mixture.shape[1]} "
-                f"(shape {tuple(mixture.shape)}); convert the audio to {self.nb_channels} channels first"
-            )
-
     def magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
         """``|STFT|`` (centred) of (..., C, L) → (..., C, F, T)."""
         return magnitude(self.stft(audio))

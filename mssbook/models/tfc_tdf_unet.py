@@ -479,18 +479,9 @@ class SpectrogramUNet(SeparationModel):
                              f"padding of n_fft / 2 = {self.n_fft // 2} samples; raise num_frame or lower n_fft")
 
     # -- shapes -------------------------------------------------------------------------------
-    def _check_mixture(self, mixture: torch.Tensor) -> None:
-        if mixture.ndim != 3:
-            raise ValueError(
-                f"{self.block}_net expects mixtures shaped (batch, channels, samples); got {tuple(mixture.shape)}. "
-                "Add a batch dimension with mixture[None] for a single (channels, samples) signal."
-            )
-        if mixture.shape[1] != self.nb_channels:
-            raise ValueError(
-                f"this {self.block}_net was built for {self.nb_channels} channels but the mixture has "
-                f"{mixture.shape[1]} (shape {tuple(mixture.shape)}); convert the audio to {self.nb_channels} "
-                "channels first"
-            )
+    @property
+    def label(self) -> str:
+        return f"{self.block}_net"
 
     def spectrogram(self, stft: torch.Tensor) -> torch.Tensor:
         """The network's input for a complex STFT (..., C, F, T): (..., C', T, F), C' as ``spec_type``."""

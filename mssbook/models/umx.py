@@ -320,16 +320,9 @@ class UMX(SeparationModel):
 
     # -- shapes -------------------------------------------------------------------------------
     def _check_mixture(self, mixture: torch.Tensor) -> None:
-        if mixture.ndim != 3:
-            raise ValueError(
-                f"UMX expects mixtures shaped (batch, channels, samples); got {tuple(mixture.shape)}. "
-                "Add a batch dimension with mixture[None] for a single (channels, samples) signal."
-            )
-        if self.nb_channels > 1 and mixture.shape[1] != self.nb_channels:
-            raise ValueError(
-                f"this UMX was built for {self.nb_channels} channels but the mixture has {mixture.shape[1]} "
-                f"(shape {tuple(mixture.shape)}); convert the audio to {self.nb_channels} channels first"
-            )
+        if self.nb_channels == 1 and mixture.ndim == 3 and mixture.shape[1] > 0:
+            mixture = mixture[:, :1]  # a mono UMX reads the mean of any number of channels
+        super()._check_mixture(mixture)
 
     def magnitudes(self, audio: torch.Tensor, center: bool = False) -> torch.Tensor:
         """Network input/target: ``|STFT|`` of (..., C, L) → (..., C', F, T), C' = 1 for a mono model."""

@@ -326,11 +326,9 @@ class Wavenet(SeparationModel):
 
     # -- training ------------------------------------------------------------------------------
     def _check_mixture(self, mixture: torch.Tensor) -> None:
-        if mixture.ndim != 3 or mixture.shape[1] < 1 or mixture.shape[2] < 1:
-            raise ValueError(
-                f"the Wavenet expects mixtures shaped (batch, channels, samples) with at least one channel and "
-                f"sample; got {tuple(mixture.shape)}. Add a batch dimension with mixture[None] for one signal."
-            )
+        if mixture.ndim == 3 and mixture.shape[1] > 0:
+            mixture = mixture[:, :1]  # every channel is separated as its own mono signal
+        super()._check_mixture(mixture)
 
     def _fragment(self, mixture: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mono fragments of :attr:`input_length` samples: (B, N) and (B, S, N)."""
