@@ -5,7 +5,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from tone_data import ToneDataset  # tests/tone_data.py
 
 from mssbook import models
 from mssbook.models.bsrnn import (  # importing the module registers "bsrnn"
@@ -34,12 +34,7 @@ def noise(*shape, seed=0, scale=0.3):
     return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- band schemes (spec §4.2) ---------------------------------------------------------------------
@@ -342,24 +337,6 @@ def test_separation_through_the_shared_separator():
 
 
 # --- the trainer ------------------------------------------------------------------------------------------
-class ToneDataset(Dataset):
-    """Vocals = a sine; the rest = noise (like tests/test_train.py)."""
-
-    def __init__(self, n=2, seconds=0.25):
-        self.n, self.length = n, int(seconds * SR)
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        rng = np.random.default_rng(i)
-        t = np.arange(self.length) / SR
-        vocals = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
-        rest = 0.1 * rng.standard_normal((2, self.length))
-        refs = np.stack([np.stack([vocals, vocals]), rest]).astype(np.float32)
-        return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])
-
-
 def test_trainer_epochs_with_clipping_and_the_step_schedule(tmp_path):
     from mssbook.checkpoints import load_model
     from mssbook.training import TrainConfig, Trainer
@@ -369,7 +346,8 @@ def test_trainer_epochs_with_clipping_and_the_step_schedule(tmp_path):
     config = TrainConfig(epochs=3, batch_size=2, lr=recipe["lr"], weight_decay=recipe["weight_decay"],
                          grad_clip=recipe["grad_clip"], lr_schedule=recipe["lr_schedule"], lr_step=recipe["lr_step"],
                          lr_decay_gamma=recipe["lr_decay_gamma"], patience=recipe["patience"], progress=False, seed=1)
-    trainer = Trainer(model, ToneDataset(), ToneDataset(n=1), output=tmp_path / "run", config=config)
+    trainer = Trainer(model, ToneDataset(n=2, length=2000), ToneDataset(n=1, length=2000), output=tmp_path / "run",
+                      config=config)
     history = trainer.fit()
     assert len(history) == 3 and all(np.isfinite(h["train_loss"]) and np.isfinite(h["valid_loss"]) for h in history)
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-3, 0.98e-3])  # × 0.98 every 2 epochs

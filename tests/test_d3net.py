@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from tone_data import ToneDataset  # tests/tone_data.py
 
 import mssbook.models.d3net  # noqa: F401  (registers "d3net")
 from mssbook import models
@@ -27,12 +27,7 @@ def tiny_d3net(targets=("vocals",), seed=0, **overrides):
     return models.create("d3net", preset="paper", target=targets, **config)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- registry and sizes (spec §3.5) ----------------------------------------------------------
@@ -265,24 +260,6 @@ def test_separate_shapes_through_patches_channel_swap_and_wiener():
 
 
 # --- the trainer --------------------------------------------------------------------------------
-class ToneDataset(Dataset):
-    """Vocals = a sine; the rest = noise (like tests/test_train.py)."""
-
-    def __init__(self, n=4, seconds=0.5):
-        self.n, self.length = n, int(seconds * SR)
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        rng = np.random.default_rng(i)
-        t = np.arange(self.length) / SR
-        vocals = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
-        noise = 0.1 * rng.standard_normal((2, self.length))
-        refs = np.stack([np.stack([vocals, vocals]), noise]).astype(np.float32)
-        return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])
-
-
 def test_one_trainer_epoch_with_the_seed_schedule(tmp_path):
     from mssbook.checkpoints import load_model
     from mssbook.training import Trainer, TrainConfig

@@ -42,12 +42,7 @@ def audio(seconds=1.0, seed=1):
     return torch.from_numpy(np.random.default_rng(seed).standard_normal((1, 2, int(seconds * SR))).astype(np.float32) * 0.3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 needs_onnx = pytest.mark.skipif(

@@ -37,12 +37,7 @@ from mssbook.errors import DatasetError, MSSBookError, OutputExistsError
 TOY_SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def noise(rng: np.random.Generator, channels: int, n: int, rms: float) -> np.ndarray:

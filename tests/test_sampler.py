@@ -64,12 +64,7 @@ def write_tree(root: Path) -> None:
         sf.write(folder / "mixture.wav", 0.5 * total, SR, subtype="FLOAT")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from tone_data import ToneDataset  # tests/tone_data.py
 
 import mssbook.models.tfc_tdf_unet  # noqa: F401  (registers tfc_net, tdf_net, tfc_tdf_net, tdc_net, tdc_rnn_net)
 from mssbook import models
@@ -30,12 +30,7 @@ def tiny(name="tfc_tdf_net", targets=("vocals",), seed=0, **overrides):
     return models.create(name, preset="seed", target=targets, **{**TINY, **overrides})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- sizes (spec §5.5), built on the meta device: no memory, no computation ----------------------------
@@ -379,24 +374,6 @@ def test_losses_run_under_mixed_precision(spec_type):
     assert torch.isfinite(loss) and torch.isfinite(valid)
 
 
-class ToneDataset(Dataset):
-    """Vocals = a sine; the rest = noise (like tests/test_train.py)."""
-
-    def __init__(self, n=4, length=WINDOW):
-        self.n, self.length = n, length
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        rng = np.random.default_rng(i)
-        t = np.arange(self.length) / SR
-        vocals = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
-        noise = 0.1 * rng.standard_normal((2, self.length))
-        refs = np.stack([np.stack([vocals, vocals]), noise]).astype(np.float32)
-        return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])
-
-
 def test_one_trainer_epoch_with_the_seed_recipe_and_a_checkpoint_round_trip(tmp_path):
     from mssbook.checkpoints import load_model
     from mssbook.training import Trainer, TrainConfig
@@ -406,7 +383,8 @@ def test_one_trainer_epoch_with_the_seed_recipe_and_a_checkpoint_round_trip(tmp_
     names = {f.name for f in fields(TrainConfig)}
     settings = {k: v for k, v in recipe.items() if k in names and k not in ("epochs", "batch_size")}
     config = TrainConfig(epochs=1, batch_size=2, progress=False, seed=1, **settings)
-    trainer = Trainer(model, ToneDataset(), ToneDataset(n=1, length=2000), output=tmp_path / "run", config=config)
+    trainer = Trainer(model, ToneDataset(length=WINDOW), ToneDataset(n=1, length=2000), output=tmp_path / "run",
+                      config=config)
     history = trainer.fit()
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"]) and np.isfinite(history[0]["valid_loss"])
     rebuilt = load_model(tmp_path / "run" / "last.pt").eval()

@@ -235,15 +235,6 @@ def test_loss_is_the_magnitude_mse_of_the_reference_module():
         assert float(model.loss(mixture, vocals)[0]) == pytest.approx(float(expected), rel=1e-5)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids synchronisation costs on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_small_umx_learns_to_pull_a_sine_out_of_noise(one_thread):
     torch.manual_seed(0)
     sr, n = 8000, 8000

@@ -24,12 +24,7 @@ def tiny_wavenet(target="multi-instrument", seed=0, **overrides) -> Wavenet:
     return models.create("wavenet", preset="paper", target=target, **{**TINY, **overrides})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def noise(*shape, seed=0, scale=0.3):

@@ -1,0 +1,26 @@
+"""A tiny training set for one vocals target, for the models' one-epoch Trainer tests."""
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class ToneDataset(Dataset):
+    """Vocals = a sine at a pitch drawn per item; the rest = noise; the mixture is their sum.
+
+    Item ``i`` is the same on every call: (mixture (2, length), vocals (1, 2, length)). The
+    trainer's own tests use an epoch-aware variant (tests/test_train.py)."""
+
+    def __init__(self, n: int = 4, length: int = 4000, sr: int = 8000):
+        self.n, self.length, self.sr = n, length, sr
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(i)
+        t = np.arange(self.length) / self.sr
+        vocals = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
+        noise = 0.1 * rng.standard_normal((2, self.length))
+        refs = np.stack([np.stack([vocals, vocals]), noise]).astype(np.float32)
+        return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])
