@@ -5,7 +5,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
-from tone_data import ToneDataset  # tests/tone_data.py
+from helpers import ToneDataset  # tests/helpers.py
 
 from mssbook import models
 from mssbook.models.bsrnn import (  # importing the module registers "bsrnn"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from tone_data import ToneDataset  # tests/tone_data.py
+from helpers import ToneDataset  # tests/helpers.py
 
 import mssbook.models.d3net  # noqa: F401  (registers "d3net")
 from mssbook import models

@@ -14,7 +14,7 @@ import pytest
 
 from mssbook import metrics
 from mssbook.errors import MSSBookError
-from mssbook.paths import shared_data_dir
+from helpers import musdb_sample_root  # tests/helpers.py
 
 museval = pytest.importorskip("museval")
 
@@ -208,13 +208,10 @@ def test_fast_json_is_museval_json(tmp_path):
 
 
 def _reference_track():
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is needed to decode the STEMS excerpt")
-    reference = shared / "museval-reference" / "Music Delta - 80s Rock.json"
+    reference = root.parent / "museval-reference" / "Music Delta - 80s Rock.json"
     if not reference.is_file():
         pytest.skip("shared/data/museval-reference is not available next to this checkout")
     from mssbook.data.musdb import open_musdb

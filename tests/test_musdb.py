@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 
 from mssbook.errors import DatasetError
-from mssbook.paths import shared_data_dir
 
 pytest.importorskip("musdb")
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("musdb needs ffmpeg and ffprobe on PATH", allow_module_level=True)
 
 from mssbook.data.musdb import convert_to_wav, describe_musdb, open_musdb  # noqa: E402
+from helpers import musdb_sample_root  # noqa: E402  (tests/helpers.py)
 
 SR = 8000
 SOURCES = ("vocals", "drums", "bass", "other")
@@ -199,10 +199,7 @@ def test_describe_musdb(wav_root):
 
 
 def test_stems_tree_of_the_shared_sample():
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     db = open_musdb(root)
     assert db.mssbook_format == "stems" and not db.is_wav
     assert [t.name for t in db.tracks] == ["Music Delta - 80s Rock"]
@@ -214,10 +211,7 @@ def test_stems_tree_of_the_shared_sample():
 
 
 def test_convert_stems_to_wav(tmp_path, wav_root):
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     from mssbook.data.sampler import MUSDBValidSet
 
     out = convert_to_wav(root, tmp_path / "wav", subsets="train", progress=False)

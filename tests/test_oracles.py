@@ -32,7 +32,7 @@ from mssbook.oracles import (
     oracle_options,
     ratio_masks,
 )
-from mssbook.paths import shared_data_dir
+from helpers import musdb_sample_root  # tests/helpers.py
 
 SOURCES = ("vocals", "drums", "bass", "other")
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
@@ -213,10 +213,7 @@ def test_oracles_on_the_real_excerpts():
     assert _vocals_sdr(estimates, sources) > _vocals_sdr({"vocals": mixture}, sources) + 10
     assert _snr(mixture, np.sum(list(estimates.values()), axis=0)) > 60
 
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     track = open_musdb(root, subsets="train").tracks[0]
     references = {name: track.targets[name].audio.T for name in (*SOURCES, "accompaniment")}
     mwf = oracle_track("mwf", track)

@@ -33,6 +33,7 @@ from mssbook.data.sad import (
     write_fragments,
 )
 from mssbook.errors import DatasetError, MSSBookError, OutputExistsError
+from helpers import musdb_sample_root  # tests/helpers.py
 
 TOY_SR = 16000
 
@@ -227,12 +228,8 @@ def test_detect_fragments_reads_targets_of_the_db(toy_root, toy_db):
 def test_stems_are_decoded_at_the_track_rate():
     from mssbook.data.musdb import open_musdb
     from mssbook.data.sampler import MUSDBValidSet
-    from mssbook.paths import shared_data_dir
 
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     db = open_musdb(root)
     vocals, rate = target_audio(db.tracks[0], "vocals")
     assert rate == 44100

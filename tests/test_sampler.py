@@ -20,7 +20,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from mssbook.errors import DatasetError
-from mssbook.paths import shared_data_dir
 
 pytest.importorskip("musdb")
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
@@ -37,6 +36,7 @@ from mssbook.data.sampler import (  # noqa: E402
     MUSDBValidSet,
 )
 from mssbook.signal.resample import resample  # noqa: E402
+from helpers import musdb_sample_root  # noqa: E402  (tests/helpers.py)
 
 SR = 8000
 SOURCES = ("vocals", "drums", "bass", "other")
@@ -283,10 +283,7 @@ def test_resampling_through_musdb(root):
 
 
 def test_real_stems_excerpts():
-    shared = shared_data_dir()
-    root = shared / "musdb18-sample" if shared else None
-    if root is None or not (root / "train").is_dir():
-        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    root = musdb_sample_root()
     db = open_musdb(root)
     ds = MUSDBTrainSet(db, SOURCES, seq_dur=2.0, samples_per_track=2, seed=0)
     assert not ds.direct and ds.sample_rate == 44100

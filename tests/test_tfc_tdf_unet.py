@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from tone_data import ToneDataset  # tests/tone_data.py
+from helpers import ToneDataset  # tests/helpers.py
 
 import mssbook.models.tfc_tdf_unet  # noqa: F401  (registers tfc_net, tdf_net, tfc_tdf_net, tdc_net, tdc_rnn_net)
 from mssbook import models

@@ -1,8 +1,22 @@
-"""A tiny training set for one vocals target, for the models' one-epoch Trainer tests."""
+"""Helpers several test files share: a tiny training set, the shared MUSDB18 sample."""
+
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
+
+from mssbook.paths import shared_data_dir
+
+
+def musdb_sample_root() -> Path:
+    """The MUSDB18 STEMS sample in shared/data (stempeg's excerpt); skips the test when absent."""
+    shared = shared_data_dir()
+    root = shared / "musdb18-sample" if shared else None
+    if root is None or not (root / "train").is_dir():
+        pytest.skip("shared/data/musdb18-sample is not available next to this checkout")
+    return root
 
 
 class ToneDataset(Dataset):
