@@ -38,3 +38,18 @@ class ToneDataset(Dataset):
         noise = 0.1 * rng.standard_normal((2, self.length))
         refs = np.stack([np.stack([vocals, vocals]), noise]).astype(np.float32)
         return torch.from_numpy(refs.sum(0)), torch.from_numpy(refs[:1])
+
+
+def fit_tiny_batch(model, mixture: torch.Tensor, references: torch.Tensor, steps: int, lr: float) -> list[float]:
+    """Adam on ``model.loss`` for one fixed batch, ``steps`` times; the loss before each step.
+
+    The models' "overfits a tiny batch" tests: a model that can learn drives this far down."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss, _ = model.loss(mixture, references)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -5,7 +5,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
-from helpers import ToneDataset  # tests/helpers.py
+from helpers import ToneDataset, fit_tiny_batch  # tests/helpers.py
 
 from mssbook import models
 from mssbook.models.bsrnn import (  # importing the module registers "bsrnn"
@@ -306,14 +306,7 @@ def test_a_tiny_bsrnn_overfits_a_tiny_batch():
     vocals = 0.5 * torch.sin(2 * torch.pi * torch.tensor([440.0, 660.0])[:, None, None] * t).expand(2, 2, -1)
     accompaniment = noise(2, 2, t.numel(), seed=2, scale=0.2)
     mixture = vocals + accompaniment
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, vocals[:, None])
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_tiny_batch(model, mixture, vocals[:, None], steps=60, lr=3e-3)
     assert losses[-1] < losses[0] / 5
     mix_spec, voc_spec = model.spectrogram(mixture), model.spectrogram(vocals)  # the loss of answering the mixture
     unmasked = ((mix_spec - voc_spec).real.abs().mean() + (mix_spec - voc_spec).imag.abs().mean()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from helpers import ToneDataset  # tests/helpers.py
+from helpers import ToneDataset, fit_tiny_batch  # tests/helpers.py
 
 import mssbook.models.d3net  # noqa: F401  (registers "d3net")
 from mssbook import models
@@ -210,14 +210,7 @@ def test_a_tiny_d3net_overfits_a_tiny_batch():
     accompaniment = 0.4 * torch.sin(2 * torch.pi * 1500.0 * t) + 0.02 * torch.randn(2, 2, t.numel(), generator=gen)
     mixture = vocals + accompaniment
     model.initialize_from_data(list(mixture.numpy()))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(80):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, vocals[:, None])
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_tiny_batch(model, mixture, vocals[:, None], steps=80, lr=1e-2)
     assert losses[-1] < losses[0] / 20  # about 100x in practice
 
 

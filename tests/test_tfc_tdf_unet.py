@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from helpers import ToneDataset  # tests/helpers.py
+from helpers import ToneDataset, fit_tiny_batch  # tests/helpers.py
 
 import mssbook.models.tfc_tdf_unet  # noqa: F401  (registers tfc_net, tdf_net, tfc_tdf_net, tdc_net, tdc_rnn_net)
 from mssbook import models
@@ -335,14 +335,7 @@ def test_a_tiny_model_overfits_a_tiny_batch():
     t = torch.arange(16 * 63) / SR  # 64 frames
     vocals = 0.5 * torch.sin(2 * math.pi * torch.tensor([400.0, 700.0])[:, None, None] * t).expand(2, 2, -1)
     mixture = vocals + 0.1 * torch.randn(2, 2, t.numel(), generator=gen)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(60):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, vocals[:, None])
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_tiny_batch(model, mixture, vocals[:, None], steps=60, lr=1e-2)
     assert losses[-1] < losses[0] / 20  # about 90x in practice
 
 

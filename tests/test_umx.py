@@ -6,6 +6,7 @@ import torch
 
 from mssbook import models
 from mssbook.models.umx import UMX, OpenUnmix, input_statistics, openunmix_config_from_state_dict
+from helpers import fit_tiny_batch  # tests/helpers.py
 
 om = pytest.importorskip("openunmix.model")
 
@@ -249,14 +250,7 @@ def test_a_small_umx_learns_to_pull_a_sine_out_of_noise(one_thread):
     noise = 0.3 * torch.randn(4, 2, n, generator=gen)
     mixture, references = vocals + noise, vocals[:, None]
     model.initialize_from_data(list(mixture.numpy()))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(100):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, references)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_tiny_batch(model, mixture, references, steps=100, lr=1e-2)
     assert losses[-1] < losses[0] / 20  # about 85x in practice
     model.eval()
     with torch.no_grad():

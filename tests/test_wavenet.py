@@ -12,6 +12,7 @@ import mssbook.models.wavenet  # noqa: F401  (registers "wavenet")
 from mssbook import models
 from mssbook.errors import MSSBookError
 from mssbook.models.wavenet import MODE_RECIPES, MODES, NonCausalWavenet, Wavenet
+from helpers import fit_tiny_batch  # tests/helpers.py
 
 SR = 16000
 
@@ -246,14 +247,7 @@ def test_a_tiny_wavenet_overfits_a_tiny_batch():
     other = 0.2 * torch.sin(2 * torch.pi * 3000.0 * t).expand(2, -1)
     references = torch.stack([vocals, drums, bass, other], dim=1)[:, :, None]  # (2, 4, 1, N)
     mixture = references.sum(dim=1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(80):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, references)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_tiny_batch(model, mixture, references, steps=80, lr=3e-3)
     assert losses[-1] < losses[0] / 5
 
 

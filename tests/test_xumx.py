@@ -12,6 +12,7 @@ import mssbook.models.xumx  # noqa: F401  (registers "xumx")
 from mssbook import models
 from mssbook.models.xumx import (XUMX, frequency_domain_loss, source_combinations, time_domain_loss,
                                  weighted_sdr_loss)
+from helpers import fit_tiny_batch  # tests/helpers.py
 
 SR = 8000
 TARGETS = ("vocals", "drums", "bass", "other")
@@ -251,14 +252,7 @@ def test_gradient_reaches_every_parameter():
 def test_overfits_a_tiny_batch():
     model = tiny()
     mixture, refs = toy_batch(batch=2, seconds=0.25)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, refs)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = fit_tiny_batch(model, mixture, refs, steps=40, lr=1e-2)
     assert losses[-1] < 0.3 * losses[0], losses
 
 
