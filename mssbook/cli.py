@@ -177,7 +177,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:  # a configuration the model refuses: say so in one line
         raise MSSBookError(f"cannot build {args.model!r} ({args.preset}) with these options: {exc}") from None
 
-
     recipe = models.training_recipe(args.model, model.config["targets"])  # the model's recipe, then explicit args
     recipe.pop("targets")
     train_fields = {f.name for f in fields(TrainConfig)}
@@ -242,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-sad", help="source activity detection (BSRNN's prepare_dataset.py): "
                                            "the salient fragments of a target, one file per target")
     sad.configure_parser(p)
-
 
     p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
     p.add_argument("--output", "-o", type=Path, default=None,

@@ -694,7 +694,6 @@ def model_options_from_args(args: argparse.Namespace) -> dict:
     return options
 
 
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``mssbook separate`` to ``parser`` (and ``func=run_cli``)."""
     parser.description = (

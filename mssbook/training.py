@@ -1,10 +1,10 @@
 """One trainer for every model: plain PyTorch, readable in one sitting.
 
 The model supplies its loss (:meth:`mssbook.models.SeparationModel.loss`); the trainer supplies
-everything else: an optimiser (Adam with weight decay by default), a learning-rate schedule (ReduceLROnPlateau by default,
-as Open-Unmix), early stopping, gradient clipping, progress bars, a JSON history, atomic ``best.pt``
-and ``last.pt`` checkpoints holding everything needed to resume, device selection, mixed
-precision on GPUs, and multi-GPU/multi-process training with DistributedDataParallel when started
+everything else: an optimiser (Adam with weight decay by default), a learning-rate schedule
+(ReduceLROnPlateau by default, as Open-Unmix), early stopping, gradient clipping, progress bars, a
+JSON history, atomic ``best.pt`` and ``last.pt`` checkpoints holding everything needed to resume,
+device selection, mixed precision on GPUs, and multi-GPU/multi-process training with DistributedDataParallel when started
 by ``torchrun`` (each rank draws different excerpts; rank 0 writes the files).
 """
 
@@ -80,8 +80,8 @@ class TrainConfig:
         if unknown:
             raise MSSBookError(f"valid_metrics {unknown} unknown; choose from {', '.join(VALIDATION_METRICS)}")
         if self.monitor not in ("loss", "train_loss") and self.monitor not in self.valid_metrics:
-            raise MSSBookError(f"monitor={self.monitor!r} must be 'loss', 'train_loss' or one of valid_metrics {self.valid_metrics}; "
-                               f"e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
+            raise MSSBookError(f"monitor={self.monitor!r} must be 'loss', 'train_loss' or one of valid_metrics "
+                               f"{self.valid_metrics}; e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
         if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
             raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
         if self.optimizer not in OPTIMIZERS:
