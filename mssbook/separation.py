@@ -62,7 +62,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -378,7 +378,7 @@ def separate(
     segment: float | None = None,
     overlap: float = DEFAULT_OVERLAP,
     residual: bool = False,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     **model_options,
 ) -> dict[str, np.ndarray]:
     """Separate ``audio`` into sources with ``model``; returns ``{name: estimate}``.
@@ -394,7 +394,8 @@ def separate(
             segments beyond. Memory then stays bounded on long songs.
         overlap: overlap of consecutive segments, a fraction of ``segment`` in [0, 1).
         residual: also return ``"residual"``: the mixture minus the returned targets.
-        progress: show a tqdm bar over segments.
+        progress: True shows a tqdm bar over segments; a function is called as
+            ``progress(segments_done, segments_total)`` after each segment (widgets use it).
         **model_options: passed to ``model.separate`` (e.g. ``niter=0`` for UMX); they must be
             among ``model.separation_options()``.
 
@@ -445,7 +446,8 @@ def separate(
     wsum = np.zeros(mlength, dtype=np.float32) if len(starts) > 1 else None
 
     bar = None
-    if progress:
+    report = progress if callable(progress) else None
+    if progress and report is None:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(starts), unit="segment", desc="separating", leave=False)
@@ -490,6 +492,8 @@ def separate(
                     wsum[start:start + seg] += w
                 if bar is not None:
                     bar.update(1)
+                if report is not None:
+                    report(k + 1, len(starts))
     finally:
         if was_training:
             net.train()

@@ -1,8 +1,5 @@
 """Players keep relative loudness; plots draw what mssbook's STFT computes."""
 
-import io
-import wave
-
 import numpy as np
 import pytest
 
@@ -17,14 +14,37 @@ def _tone(amplitude, seconds=0.25, freq=440.0):
 
 
 def _peak_of_player(player) -> float:
-    with wave.open(io.BytesIO(player.data)) as w:
-        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return np.abs(frames).max() / 32767
+    return float(np.abs(player.encoded.decode()).max())
+
+
+@pytest.fixture(autouse=True)
+def exact_audio(monkeypatch):
+    """Players in WAV here, so peaks are exact; the compact codecs have their own tests."""
+    monkeypatch.setenv("MSSBOOK_AUDIO", "wav")
 
 
 def test_play_does_not_normalise():
     quiet = widgets.play(_tone(0.1), SR)
     assert _peak_of_player(quiet) == pytest.approx(0.1, abs=1e-3)  # IPython's default would give 1.0
+    assert quiet.mimetype == "audio/wav" and 'src="data:audio/wav;base64,' in quiet._repr_html_()
+
+
+def test_players_embed_compact_audio(monkeypatch):
+    monkeypatch.delenv("MSSBOOK_AUDIO")
+    rng = np.random.default_rng(0)
+    music = (0.2 * rng.standard_normal((2, 4 * 44100))).astype(np.float32)  # noise: the hardest case
+    wav, mp3 = widgets.encode_audio(music, 44100, "wav"), widgets.encode_audio(music, 44100)
+    assert mp3.codec == "mp3" and mp3.mimetype == "audio/mpeg"
+    assert len(wav.data) > 5 * len(mp3.data)
+    decoded = mp3.decode()
+    assert decoded.shape[0] == 2 and abs(decoded.shape[1] - music.shape[1]) < 4096
+    assert np.std(decoded) == pytest.approx(np.std(music), rel=0.1)  # loudness survives the codec
+    assert widgets.encode_audio(music[:, :44000], 44000).codec == "ogg"  # no MP3 at 44 kHz
+    assert widgets.encode_audio(np.zeros((6, 800)), 8000).codec == "wav"  # 5.1: lossless
+    assert 'src="data:audio/mpeg;base64,' in widgets.players({"a": music}, 44100).data
+    monkeypatch.setenv("MSSBOOK_AUDIO", "flac")
+    with pytest.raises(ValueError, match="MSSBOOK_AUDIO='flac'"):
+        widgets.play(music, 44100)
 
 
 def test_players_share_one_scale():

@@ -1,0 +1,125 @@
+"""The stem mixer, driven as a user's clicks would: set a fader's value, toggle mute or solo."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from mssbook.widgets import StemMixer, encode_audio, mix_stems  # noqa: E402
+from mssbook.widgets.mixer import audible_stems  # noqa: E402
+
+SR = 16000
+NAMES = ("vocals", "drums", "bass", "other")
+
+
+def _stems(seed=0, seconds=0.5, scale=1.0):
+    rng = np.random.default_rng(seed)
+    n = int(SR * seconds)
+    return {name: (scale * 0.1 * rng.standard_normal((2, n))).astype(np.float32) for name in NAMES}
+
+
+def _heard(mixer) -> np.ndarray:
+    """What the audio element holds, decoded (WAV: exact up to 16-bit quantisation)."""
+    return encode_audio(mixer.mix() * mixer.scale, SR, "wav").decode()
+
+
+def test_mix_stems_rules():
+    stems = _stems()
+    total = sum(stems.values())
+    np.testing.assert_allclose(mix_stems(stems), total, atol=1e-6)  # all at 0 dB: the mixture
+    np.testing.assert_allclose(mix_stems(stems, muted=["vocals"]), total - stems["vocals"], atol=1e-6)
+    np.testing.assert_allclose(mix_stems(stems, solo=["bass"]), stems["bass"], atol=1e-7)
+    np.testing.assert_allclose(mix_stems(stems, solo=["bass", "drums"], muted=["drums"]), stems["bass"], atol=1e-7)
+    six_db = mix_stems(stems, {"vocals": -6.0}, solo=["vocals"])
+    np.testing.assert_allclose(six_db, stems["vocals"] * 10 ** (-6 / 20), rtol=1e-5)  # dB, not a linear factor
+    assert not mix_stems(stems, muted=NAMES).any()
+    assert audible_stems(NAMES, muted=["drums"], solo=["drums", "bass"]) == ["bass"]
+    with pytest.raises(KeyError, match="unknown stem"):
+        mix_stems(stems, muted=["voice"])
+    with pytest.raises(ValueError, match="same number of samples"):
+        mix_stems({"a": np.zeros((2, 10)), "b": np.zeros((2, 11))})
+
+
+def test_mono_stem_is_spread_over_the_channels():
+    stereo, mono = np.ones((2, 8), np.float32), np.full(8, 0.5, np.float32)
+    np.testing.assert_allclose(mix_stems({"a": stereo, "b": mono}), np.full((2, 8), 1.5))
+
+
+def test_clicks_change_the_mix_and_the_audio():
+    stems = _stems()
+    mixer = StemMixer(stems, SR, mixture=sum(stems.values()))
+    first_bytes, first_status = mixer.audio.value, mixer.status.value
+    assert "equals the mixture" in first_status and "vocals" in first_status
+
+    mixer.mutes["vocals"].value = True  # a click on "mute"
+    np.testing.assert_allclose(mixer.mix(), sum(stems[n] for n in NAMES if n != "vocals"), atol=1e-6)
+    assert mixer.audio.value != first_bytes
+    assert "vocals" not in mixer.status.value.split("audible:")[1].split("·")[0]
+    assert "equals the mixture" not in mixer.status.value
+
+    mixer.solos["bass"].value = True
+    np.testing.assert_allclose(mixer.mix(), stems["bass"], atol=1e-7)
+    np.testing.assert_allclose(_heard(mixer), stems["bass"] * mixer.scale, atol=2e-4)
+
+    mixer.solos["bass"].value = False
+    mixer.mutes["vocals"].value = False
+    mixer.gains["drums"].value = -12.0
+    expected = sum(stems.values()) - stems["drums"] * (1 - 10 ** (-12 / 20))
+    np.testing.assert_allclose(mixer.mix(), expected, atol=1e-6)
+    assert mixer.state()["gains_db"]["drums"] == -12.0
+
+    mixer.reset.click()
+    np.testing.assert_allclose(mixer.mix(), sum(stems.values()), atol=1e-6)
+    assert "equals the mixture" in mixer.status.value
+
+
+def test_loudness_uses_one_fixed_scale():
+    stems = _stems(scale=8.0)  # the full mix peaks well above 1
+    mixer = StemMixer(stems, SR)
+    full_peak = np.abs(sum(stems.values())).max()
+    assert mixer.scale == pytest.approx(1 / max(full_peak, max(np.abs(s).max() for s in stems.values())))
+    mixer.set(solo=["bass"])  # alone, the bass is not brought back up to full scale
+    heard = _heard(mixer)
+    np.testing.assert_allclose(heard, np.clip(stems["bass"] * mixer.scale, -1, 1), atol=2e-4)
+    assert np.abs(heard).max() < 0.9
+    mixer.set(gains_db={n: 12.0 for n in NAMES}, solo=())
+    assert "clipping" in mixer.status_text()
+
+
+def test_ab_x_switches_sets_and_reveals():
+    est, ref = _stems(0), _stems(1)
+    mixer = StemMixer(est, SR, reference=ref, seed=3)
+    mixer.ab.value = "B"
+    np.testing.assert_allclose(mixer.mix(), sum(ref.values()), atol=1e-6)
+    mixer.mutes["other"].value = True  # faders apply to whichever set plays
+    np.testing.assert_allclose(mixer.mix(), sum(ref[n] for n in NAMES if n != "other"), atol=1e-6)
+    mixer.ab.value = "X"
+    hidden = mixer.x_is
+    expected = est if hidden == "A" else ref
+    np.testing.assert_allclose(mixer.mix(), sum(expected[n] for n in NAMES if n != "other"), atol=1e-6)
+    assert "hidden" in mixer.status.value and "X was" not in mixer.status.value
+    mixer.reveal.click()
+    assert f"X was <b>{hidden}</b>" in mixer.status.value
+    draws = {mixer.new_x() for _ in range(20)}
+    assert draws == {"A", "B"}  # both sets come up
+    with pytest.raises(ValueError, match="same names"):
+        StemMixer(est, SR, reference={"vocals": ref["vocals"]})
+
+
+def test_static_mode_and_display_bundle(monkeypatch):
+    stems = _stems()
+    static = StemMixer(stems, SR, static=True)
+    assert static.widget is None
+    html = static.static_html()
+    assert html.count("<audio") == len(NAMES) + 1 and "vocals" in html
+    static.set(muted=["drums"])
+    np.testing.assert_allclose(static.mix(), sum(stems[n] for n in NAMES if n != "drums"), atol=1e-6)
+
+    monkeypatch.setenv("MSSBOOK_WIDGETS", "static")
+    assert StemMixer(stems, SR).widget is None
+    monkeypatch.delenv("MSSBOOK_WIDGETS")
+    live = StemMixer(stems, SR, reference=stems)
+    bundle = live._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget
+    assert bundle["text/html"].count("<audio") == 2 * len(NAMES) + 1  # and its fallback
+    assert "mssbook-stem-mixer" in live.widget._dom_classes
