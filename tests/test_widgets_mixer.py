@@ -123,3 +123,39 @@ def test_static_mode_and_display_bundle(monkeypatch):
     assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget
     assert bundle["text/html"].count("<audio") == 2 * len(NAMES) + 1  # and its fallback
     assert "mssbook-stem-mixer" in live.widget._dom_classes
+
+
+def test_for_estimates_adds_the_residuals():
+    stems = _stems()
+    mixture = sum(stems.values())
+    estimate = {"vocals": stems["vocals"] * 0.5}
+    mixer = StemMixer.for_estimates(mixture, estimate, SR, references=stems)
+    assert mixer.names == ["vocals", "residual"]
+    np.testing.assert_allclose(mixer.mix(), mixture, atol=1e-6)  # estimate + residual = mixture
+    mixer.ab.value = "B"
+    np.testing.assert_allclose(mixer.mix(), mixture, atol=1e-6)
+    mixer.solos["residual"].value = True
+    np.testing.assert_allclose(mixer.mix(), mixture - stems["vocals"], atol=1e-6)  # the true accompaniment
+    with pytest.raises(ValueError, match="no reference"):
+        StemMixer.for_estimates(mixture, estimate, SR, references={"drums": stems["drums"]})
+
+
+def test_ab_player_switches_clips_with_one_scale():
+    from mssbook.widgets import ABPlayer
+
+    clips = {"loud": np.full((2, 800), 2.0, np.float32), "quiet": np.full((2, 800), 0.5, np.float32)}
+    ab = ABPlayer(clips, SR, blind=True, seed=1)
+    assert ab.scale == pytest.approx(0.5)
+    first = ab.player.value
+    ab.choice.value = "quiet"  # the click
+    assert ab.playing == "quiet" and ab.player.value != first
+    np.testing.assert_allclose(ab.audio(), 0.25)  # not brought up to full scale
+    ab.choice.value = "X"
+    assert ab.playing == ab.hidden and "hidden" in ab.status.value
+    ab.reveal.click()
+    assert f"X is <b>{ab.hidden}</b>" in ab.status.value
+    static = ABPlayer(clips, SR, static=True)
+    np.testing.assert_allclose(static.select("loud"), 1.0)
+    assert static.widget is None and static.static_html().count("<audio") == 2
+    with pytest.raises(ValueError, match="at least two"):
+        ABPlayer({"one": clips["loud"]}, SR)

@@ -3,6 +3,7 @@
 * :func:`play`, :func:`players`: static ``<audio>`` players that keep relative loudness (one common
   scale, never per-clip normalisation) and embed compact audio (MP3/Ogg, see :mod:`.audio`).
 * :class:`StemMixer`: gain, mute and solo per stem, A/B/X between estimates and references.
+* :class:`ABPlayer`: one player switched between versions of a sound (and a blind X).
 * :class:`MaskExplorer`: oracle masks (IBM, IRM, Wiener) with sliders and live metrics.
 * :class:`STFTExplorer`: window length, hop and window type, with resolution and reconstruction.
 * :class:`SeparationPlayer`: a checkpoint and a song in, the stem mixer on the separation out.
@@ -25,6 +26,8 @@ from .base import WIDGETS_ENV, is_static
 _LAZY = {
     "StemMixer": "mixer",
     "mix_stems": "mixer",
+    "with_residual": "mixer",
+    "ABPlayer": "compare",
     "MaskExplorer": "masks",
     "mask_explorer_state": "masks",
     "STFTExplorer": "stft",

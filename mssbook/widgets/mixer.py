@@ -87,6 +87,14 @@ def mix_stems(stems: Mapping[str, object], gains_db: Mapping[str, float] | None 
     return out
 
 
+def with_residual(mixture, stems: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """``stems`` plus ``"residual"``: the mixture minus their sum (kept as is if already there)."""
+    arrays = {str(k): as_channels_first(v) for k, v in stems.items()}
+    if "residual" not in arrays:
+        arrays["residual"] = as_channels_first(mixture) - sum(arrays.values())
+    return arrays
+
+
 def _dbfs(value: float) -> str:
     return "−∞ dBFS" if value <= 0 else f"{20 * math.log10(value):.1f} dBFS".replace("-", "−")
 
@@ -149,6 +157,22 @@ class StemMixer(View):
         if not self.static:
             self._build()
         self._render()
+
+    @classmethod
+    def for_estimates(cls, mixture, estimates: Mapping[str, object], sr: int,
+                      references: Mapping[str, object] | None = None, **kwargs) -> "StemMixer":
+        """A desk for a model's output: the estimates plus ``residual`` (the mixture minus them,
+        unless ``estimates`` has one), against the true stems of the same targets plus the true
+        rest of the mixture when ``references`` are given. All faders at 0 dB play the mixture.
+        Further keyword arguments go to the constructor (``title``, ``static``, ...)."""
+        mix = as_channels_first(mixture)
+        stems, refs = with_residual(mix, estimates), None
+        if references is not None:
+            missing = [t for t in stems if t != "residual" and t not in references]
+            if missing:
+                raise ValueError(f"no reference for {missing}; pass references for every estimated target.")
+            refs = with_residual(mix, {t: references[t] for t in stems if t != "residual"})
+        return cls(stems, sr, reference=refs, mixture=mix, **kwargs)
 
     # -- state, as plain Python ------------------------------------------------------------------
 

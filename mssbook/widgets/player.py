@@ -25,7 +25,7 @@ import numpy as np
 from ..data.audio import STEM_STREAMS
 from ..paths import data_dir, shared_data_dir
 from .base import View, ipywidgets, is_static
-from .mixer import StemMixer
+from .mixer import StemMixer, with_residual
 
 SOURCES = ("vocals", "drums", "bass", "other")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".aiff", ".aif")
@@ -136,8 +136,7 @@ def separate_song(model, song: Song | str | os.PathLike, progress: Callable[[int
     references = None
     targets = [name for name in estimates if name != "residual"]
     if refs and all(t in refs for t in targets):
-        references = {t: refs[t] for t in targets}
-        references["residual"] = mixture - sum(references.values())
+        references = with_residual(mixture, {t: refs[t] for t in targets})
     return Separation(estimates, references, mixture, sr)
 
 
