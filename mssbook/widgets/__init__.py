@@ -7,6 +7,7 @@
 * :class:`MaskExplorer`: oracle masks (IBM, IRM, Wiener) with sliders and live metrics.
 * :class:`STFTExplorer`: window length, hop and window type, with resolution and reconstruction.
 * :class:`SeparationPlayer`: a checkpoint and a song in, the stem mixer on the separation out.
+* :class:`FunctionExplorer`: sliders over any function that draws a figure (the chapters' probes).
 
 Each widget is a thin view over functions that tests and scripts call without a browser
 (:func:`mix_stems`, :func:`mask_explorer_state`, :func:`stft_view`, ...). ipywidgets is needed
@@ -28,6 +29,7 @@ _LAZY = {
     "mix_stems": "mixer",
     "with_residual": "mixer",
     "ABPlayer": "compare",
+    "FunctionExplorer": "explore",
     "MaskExplorer": "masks",
     "mask_explorer_state": "masks",
     "STFTExplorer": "stft",
