@@ -9,12 +9,18 @@
 #   3. a torch/torchaudio pair that loads together (on PyPI torchaudio 2.11 loads only with torch
 #      2.11), unless the environment already has a working pair.
 #   4. mssbook itself, editable, with its extras.
+#   5. only with the `browser` extra (scripts/test.sh asks for it, scripts/demo.sh does not):
+#      Debian's chromium and chromium-driver with apt-get, for the end-to-end widget test
+#      tests/test_browser.py. Where they cannot be installed, one line says so and that test skips
+#      (setup does not try again until .venv/.mssbook-no-chromium is deleted).
 #
 # Settings (environment variables):
 #   MSSBOOK_VENV     where the virtual environment lives (default: <checkout>/.venv)
 #   MSSBOOK_PYTHON   the Python interpreter to build it with (default: newest python3.1x found)
 #   MSSBOOK_TORCH    the pip requirements for torch/torchaudio (default: torch==2.11.0 torchaudio==2.11.0)
-#   MSSBOOK_EXTRAS   mssbook's extras to install (default: torchaudio,notebooks,test)
+#   MSSBOOK_EXTRAS   mssbook's extras to install (default: torchaudio,notebooks,test; scripts/test.sh
+#                    uses torchaudio,notebooks,test,browser). Extras add up: a later run with fewer
+#                    extras keeps what is installed and returns at once.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,10 +85,35 @@ fi
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check -q)
 
+# 5. chromium and chromedriver for the browser test (`browser` extra only) -------------------------
+# Checked on every run (two lookups), installed when missing; a failed install is tried only once.
+if [[ ",$EXTRAS," == *",browser,"* ]]; then
+  NO_CHROMIUM="$VENV/.mssbook-no-chromium"
+  has_chromium() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
+  if ! has_chromium && [ ! -f "$NO_CHROMIUM" ]; then
+    log "installing chromium and chromium-driver with apt-get (for tests/test_browser.py)"
+    if apt_install chromium chromium-driver 2> >(grep -v "^debconf: delaying" >&2) && has_chromium; then
+      rm -f "$NO_CHROMIUM"
+    else
+      touch "$NO_CHROMIUM"
+      log "could not install chromium and chromium-driver with apt-get, so tests/test_browser.py will skip; install them yourself (\`sudo apt-get install chromium chromium-driver\`), or delete $NO_CHROMIUM to let this script try again."
+    fi
+  fi
+fi
+
 # 3 + 4. packages: skipped when nothing changed since the last successful run ---------------------
+# The stamp holds a checksum of pyproject.toml and the torch pair, then the extras installed with
+# them: a run is done at once when the checksum matches and every extra it asks for is installed.
 STAMP="$VENV/.mssbook-setup"
-want=$(cat "$ROOT/pyproject.toml" <(echo "$TORCH_PAIR|$EXTRAS") | cksum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VPY" -c 'import mssbook, torch' >/dev/null 2>&1; then
+want=$(cat "$ROOT/pyproject.toml" <(echo "$TORCH_PAIR") | cksum | cut -d' ' -f1)
+have_sum="" have_extras=""
+if [ -f "$STAMP" ]; then read -r have_sum have_extras < "$STAMP" || true; fi
+extras_installed() {
+  [ "$have_sum" = "$want" ] || return 1
+  local extra
+  for extra in ${EXTRAS//,/ }; do [[ ",$have_extras," == *",$extra,"* ]] || return 1; done
+}
+if extras_installed && "$VPY" -c 'import mssbook, torch' >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -101,5 +132,12 @@ log "installing mssbook[$EXTRAS] (editable) into $VENV"
 if [[ ",$EXTRAS," == *",torchaudio,"* ]] && ! pair_loads; then
   die "after installing mssbook, torch and torchaudio no longer load together; report this with the output of \`$VENV/bin/mssbook doctor\`."
 fi
-echo "$want" > "$STAMP"
+# what was installed before with the same pyproject.toml and torch pair stays installed
+installed=$EXTRAS
+if [ "$have_sum" = "$want" ]; then
+  for extra in ${have_extras//,/ }; do
+    [[ ",$installed," == *",$extra,"* ]] || installed="$installed,$extra"
+  done
+fi
+echo "$want ${installed#,}" > "$STAMP"
 log "done: $("$VPY" -c 'import mssbook, torch; print("mssbook", mssbook.__version__, "with torch", torch.__version__)')"
