@@ -47,11 +47,16 @@ def bandwidth_to_max_bin(sample_rate: float, n_fft: int, bandwidth: float) -> in
 
 
 def _window(name: str, n_fft: int) -> torch.Tensor:
+    """The analysis/synthesis window of ``n_fft`` samples (float32); the tapered ones are periodic."""
     if name == "hann":
         return torch.hann_window(n_fft)  # periodic, as torch and the references use
     if name == "hamming":
         return torch.hamming_window(n_fft)
-    raise ValueError(f"unknown window {name!r}; use 'hann' or 'hamming'")
+    if name == "blackman":
+        return torch.blackman_window(n_fft)
+    if name in ("rectangular", "boxcar"):
+        return torch.ones(n_fft)
+    raise ValueError(f"unknown window {name!r}; use 'hann', 'hamming', 'blackman' or 'rectangular' ('boxcar')")
 
 
 class STFT(nn.Module):
