@@ -159,3 +159,13 @@ def test_ab_player_switches_clips_with_one_scale():
     assert static.widget is None and static.static_html().count("<audio") == 2
     with pytest.raises(ValueError, match="at least two"):
         ABPlayer({"one": clips["loud"]}, SR)
+
+
+def test_status_says_when_a_and_b_sound_the_same():
+    stems = _stems()
+    mixture = sum(stems.values())
+    mixer = StemMixer.for_estimates(mixture, {"vocals": stems["vocals"] * 0.5}, SR, references=stems)
+    assert "same mix" in mixer.status_text()  # estimate + residual and truth + true residual: both the mixture
+    mixer.solos["vocals"].value = True
+    assert "same mix" not in mixer.status_text()
+    assert mixer.static_html() is mixer.static_html()  # encoded once

@@ -249,11 +249,20 @@ class StemMixer(View):
         text = f"playing {label}: audible: {', '.join(heard)} · mix RMS {_dbfs(rms)}, peak {_dbfs(peak)}"
         if peak > 1.0:
             text += " · clipping: lower a fader"
+        if "B" in self.sets and self._same_mixes():
+            text += " · A and B are the same mix now (solo or mute a stem to compare them)"
         if self.mixture is not None and (self._playing != "X" or self._revealed):  # X stays blind
             err = self.mix() - self.mixture
             ratio = float(np.sum(np.square(err, dtype=np.float64))) / max(float(np.sum(np.square(self.mixture, dtype=np.float64))), 1e-20)
             text += " · equals the mixture" if ratio < 1e-8 else f" · mix − mixture: {10 * math.log10(ratio):.1f} dB".replace("-", "−")
         return text
+
+    def _same_mixes(self) -> bool:
+        """Whether A and B sound the same with the current faders (e.g. estimates + residual and
+        references + true residual, all at 0 dB: both are the mixture)."""
+        a, b = (mix_stems(self.sets[k], self._gains, self._muted, self._solo) for k in ("A", "B"))
+        energy = float(np.sum(np.square(a, dtype=np.float64))) + 1e-20
+        return float(np.sum(np.square(a - b, dtype=np.float64))) / energy < 1e-8
 
     # -- the view ------------------------------------------------------------------------------------
 
@@ -344,7 +353,12 @@ class StemMixer(View):
 
     def static_html(self) -> str:
         """The fallback without a widget front end: every stem (and reference) and the full mix as
-        players sharing the desk's one scale."""
+        players sharing the desk's one scale (encoded once, then cached: the stems never change)."""
+        if getattr(self, "_static_html", None) is None:
+            self._static_html = self._make_static_html()
+        return self._static_html
+
+    def _make_static_html(self) -> str:
         clips = {"mix (all stems, 0 dB)": mix_stems(self.sets["A"])}
         clips.update({f"{n}" if "B" not in self.sets else f"{n} (estimate)": a for n, a in self.sets["A"].items()})
         if "B" in self.sets:
