@@ -206,6 +206,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# exercises: a teacher's view
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from . import exercises
+
+    if args.check is not None:
+        verdicts = exercises.grade_file(args.check, args.chapter)
+        print(exercises.format_grades(verdicts))
+        return 0 if all(verdicts) else 1
+    if args.solution is not None:
+        try:
+            print(exercises.solution(args.solution, run=False)._repr_markdown_())
+        except KeyError as exc:
+            raise MSSBookError(str(exc.args[0])) from None
+        return 0
+    items = exercises.chapter_exercises(args.chapter) if args.chapter is not None else exercises.all_exercises()
+    if not items:
+        where = f"chapter {args.chapter}" if args.chapter is not None else "any chapter"
+        raise MSSBookError(f"no exercises for {where}; the chapters with exercises are 00 to 07.")
+    for item in items:
+        print(f"{item.id:6s} {item.title}  (hand in: {item.answer})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mssbook", description="Music source separation: datasets, models, training, evaluation."
@@ -241,6 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-sad", help="source activity detection (BSRNN's prepare_dataset.py): "
                                            "the salient fragments of a target, one file per target")
     sad.configure_parser(p)
+
+    p = sub.add_parser("exercises", help="list the course's exercises, show a solution, or grade a file of answers")
+    p.add_argument("--chapter", default=None, help="only this chapter's exercises (e.g. 02)")
+    p.add_argument("--check", type=Path, default=None, metavar="ANSWERS.py",
+                   help="grade a student's answers file (ANSWERS = {'02.4': ...} or ex_02_4 = ...); "
+                        "exit status 1 unless every answer is right")
+    p.add_argument("--solution", default=None, metavar="ID", help="print the worked solution of one exercise")
+    p.set_defaults(func=cmd_exercises)
 
     p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
     p.add_argument("--output", "-o", type=Path, default=None,
