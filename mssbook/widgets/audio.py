@@ -57,6 +57,13 @@ class EncodedAudio:
         """The ``format`` of an ``ipywidgets.Audio`` holding these bytes."""
         return _FORMATS[self.codec][3]
 
+    def show_in(self, player, autoplay: bool | None = None) -> None:
+        """Hand these bytes to an ``ipywidgets.Audio`` (its ``<audio>`` gets a new source)."""
+        if autoplay is not None:
+            player.autoplay = bool(autoplay)
+        player.format = self.widget_format
+        player.value = self.data
+
     def data_uri(self) -> str:
         return f"data:{self.mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
 

@@ -117,9 +117,7 @@ class ABPlayer(View):
         if self._revealed:
             text += f" · X is <b>{escape(self.hidden)}</b>"
         self.status.value = text
-        self.player.autoplay = bool(self.autoplay.value)
-        self.player.format = self.last_audio.widget_format
-        self.player.value = self.last_audio.data
+        self.last_audio.show_in(self.player, autoplay=self.autoplay.value)
 
     def static_html(self) -> str:
         return f'<div class="mssbook-ab-static">{players_html(self.clips, self.sr, scale=self.scale)}</div>'

@@ -407,8 +407,7 @@ class MaskExplorer(View):
         self.theta.disabled = state.method != "ibm"  # θ only thresholds the binary mask
         self.niter.disabled = state.method != "wiener"  # EM only refines the Wiener filter
         self.image.value = self.png
-        self.audio.format = self.encoded.widget_format
-        self.audio.value = self.encoded.data
+        self.encoded.show_in(self.audio)
         self.models_box.layout.display = "" if state.target == self.model_target else "none"
         self.table.value = self._table()
 

@@ -347,9 +347,7 @@ class StemMixer(View):
         if self._revealed and "B" in self.sets:
             text += f"<br>X was <b>{self._x_is}</b> ({'references' if self._x_is == 'B' else 'estimates'})."
         self.status.value = text
-        self.audio.autoplay = bool(self.autoplay.value)
-        self.audio.format = self.last_audio.widget_format
-        self.audio.value = self.last_audio.data
+        self.last_audio.show_in(self.audio, autoplay=self.autoplay.value)
 
     def static_html(self) -> str:
         """The fallback without a widget front end: every stem (and reference) and the full mix as
