@@ -36,6 +36,7 @@ def run_dir(tmp_path, one_thread):
     save_checkpoint(runs / "umx-vocals" / "best.pt", model)
     save_checkpoint(runs / "umx-vocals" / "last.pt", model)
     save_checkpoint(runs / "half-done" / "last.pt", model)
+    save_checkpoint(runs / ".tmp-copy" / "best.pt", model)  # keep_run's folder while it copies: not a run
     return runs, model
 
 

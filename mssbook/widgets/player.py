@@ -53,7 +53,8 @@ def find_checkpoints(root: str | os.PathLike | None = None) -> list[Path]:
         return []
     found = {}
     for path in sorted(root.rglob("*.pt")):
-        if path.name in ("best.pt", "last.pt") and not path.name.startswith("."):
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)  # a copy being written
+        if path.name in ("best.pt", "last.pt") and not hidden:
             if path.name == "best.pt" or path.parent not in found:
                 found[path.parent] = path
     return sorted(found.values(), key=lambda p: p.stat().st_mtime, reverse=True)
