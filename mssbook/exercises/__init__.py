@@ -181,7 +181,10 @@ class Solution:
 
     def __init__(self, item: Exercise, run: bool):
         self.item = item
-        self.code = textwrap.dedent(inspect.getsource(item.solve))
+        lines = textwrap.dedent(inspect.getsource(item.solve)).splitlines(keepends=True)
+        while lines and lines[0].startswith("@"):  # the registering decorator is bookkeeping, not solution
+            lines.pop(0)
+        self.code = "".join(lines)
         self.value = item.solve() if run else None
         self.ran = run
 
@@ -216,12 +219,15 @@ def exercises_markdown(chapter: str | int) -> str:
     ``scripts/sync_exercises.py`` writes and ``tests/test_exercises.py`` compares)."""
     items = chapter_exercises(chapter)
     lines = ["## Exercises", "",
-             "Each exercise says what to hand in. Check it with `check(id, answer)`; `hint(id)` gives a hint",
-             "and `solution(id)` the worked solution (try first!). They come from `mssbook.exercises`.", ""]
+             "Each exercise says what to hand in. Check it with `check(id, answer)`; `hint(id)` repeats the",
+             "hint and `solution(id)` shows the worked solution (try first!). They come from `mssbook.exercises`.",
+             ""]
     for item in items:
         body = textwrap.indent(item.statement, "   ").lstrip()
         lines.append(f"{item.number}. **{item.title}** (`{item.id}`) {body}")
         lines.append(f"   *Hand in:* {item.answer}.")
+        if item.hint:
+            lines.append(textwrap.indent(f"*Hint:* {item.hint}", "   "))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -267,11 +273,14 @@ def grade_file(path, chapter: str | int | None = None) -> list[Verdict]:
         namespace = runpy.run_path(str(path), run_name="__answers__")
     except Exception as exc:
         raise MSSBookError(f"{path}: running the answers file failed ({type(exc).__name__}: {exc}); "
-                           "fix it so that `python {path}` runs.") from exc
+                           f"fix it so that `python {path}` runs.") from exc
     answers = _answers_from_namespace(namespace)
     if not answers:
         raise MSSBookError(f"{path}: no answers found; define ANSWERS = {{'02.4': ...}} or ex_02_4 = ...")
-    return grade(answers, chapter)
+    try:
+        return grade(answers, chapter)
+    except KeyError as exc:
+        raise MSSBookError(f"{path}: {exc.args[0]}") from None
 
 
 def format_grades(verdicts: list[Verdict]) -> str:
