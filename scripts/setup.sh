@@ -19,7 +19,8 @@
 #   MSSBOOK_PYTHON   the Python interpreter to build it with (default: newest python3.1x found)
 #   MSSBOOK_TORCH    the pip requirements for torch/torchaudio (default: torch==2.11.0 torchaudio==2.11.0)
 #   MSSBOOK_EXTRAS   mssbook's extras to install (default: torchaudio,notebooks,test; scripts/test.sh
-#                    uses torchaudio,notebooks,test,browser). Extras add up: a later run with fewer
+#                    uses torchaudio,notebooks,test,browser,book, scripts/book.sh
+#                    torchaudio,notebooks,book). Extras add up: a later run with fewer
 #                    extras keeps what is installed and returns at once.
 set -euo pipefail
 
