@@ -560,7 +560,7 @@ def evaluate_tracks(
         targets: the model outputs to score (default: all of its targets); a single vocals
             estimate is completed with ``accompaniment = mixture - vocals``.
         tracks: None for all, a number (the first N, sorted by name) or track names.
-        device, segment, overlap, **model_options: passed to :func:`mssbook.separation.separate`
+        device, segment, overlap, ``**model_options``: passed to :func:`mssbook.separation.separate`
             (e.g. ``niter=1``).
         backend: ``"fast"`` (mssbook's BSSEval v4, :func:`mssbook.metrics.bss_eval`, tested
             against museval) or ``"museval"`` (museval itself).
