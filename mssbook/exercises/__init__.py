@@ -47,6 +47,7 @@ __all__ = [
     "expect_close",
     "expect_shape",
     "expect_callable",
+    "expect_keys",
     "expect_int",
 ]
 
@@ -344,6 +345,17 @@ def expect_shape(answer: Any, shape: tuple, what: str) -> str:
     if got != tuple(shape):
         raise Wrong(f"{what}: expected shape {tuple(shape)}, got {got}")
     return f"{what}: shape {got}"
+
+
+def expect_keys(answer: Any, keys, what: str) -> dict:
+    """``answer`` must be a dict holding every key of ``keys`` (what it maps to is checked after)."""
+    keys = list(keys)
+    if not isinstance(answer, dict):
+        raise Wrong(f"expected a dict {what}, got {type(answer).__name__}")
+    missing = [k for k in keys if k not in answer]
+    if missing:
+        raise Wrong(f"the dict needs the keys {keys}; missing {missing}")
+    return answer
 
 
 def expect_callable(answer: Any, what: str) -> Callable:

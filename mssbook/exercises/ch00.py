@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import Wrong, exercise, expect_callable, expect_close
+from . import Wrong, exercise, expect_callable, expect_close, expect_keys
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -205,11 +205,7 @@ def _expected_hops() -> dict[str, frozenset]:
     ),
 )
 def _check_hops(answer):
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict {{window: set of hops}}, got {type(answer).__name__}")
-    missing = [w for w in _WINDOWS if w not in answer]
-    if missing:
-        raise Wrong(f"the dict needs the windows {list(_WINDOWS)}; missing {missing}")
+    expect_keys(answer, _WINDOWS, "{window: set of hops}")
     expected = _expected_hops()
     for window in _WINDOWS:
         try:

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import Wrong, exercise, expect_callable, expect_close
+from . import Wrong, exercise, expect_callable, expect_close, expect_keys
 
 SOURCES = ("vocals", "drums", "bass", "other")
 METRICS = ("SDR", "ISR", "SIR", "SAR")
@@ -236,11 +236,7 @@ def _frame_medians(statistic=np.nanmedian) -> dict:
     ),
 )
 def _check_frames(answer):
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict {{win: {{metric: median}}}}, got {type(answer).__name__}")
-    missing = [w for w in _WINS if w not in answer]
-    if missing:
-        raise Wrong(f"the dict needs the frame lengths {list(_WINS)}; missing {missing}")
+    expect_keys(answer, _WINS, "{win: {metric: median}}")
     want = _frame_medians()
     for win in _WINS:
         got = _metrics_dict(answer[win], f"win={win}")
@@ -313,11 +309,7 @@ def _oracle_difference(method: str, n_fft: int, hop: int, flip: bool = False) ->
     ),
 )
 def _check_oracle(answer):
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict {{target: dB}}, got {type(answer).__name__}")
-    missing = [k for k in SOURCES if k not in answer]
-    if missing:
-        raise Wrong(f"the dict needs the four targets; missing {missing}")
+    expect_keys(answer, SOURCES, "{target: dB}")
     want = _oracle_gains()
     for k in SOURCES:
         expect_close(answer[k], want[k], f"the difference for {k}", rtol=0, atol=0.02)

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import Wrong, exercise, expect_callable, expect_close, expect_int
+from . import Wrong, exercise, expect_callable, expect_close, expect_int, expect_keys
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -177,11 +177,7 @@ def _baselines(swap: bool = False) -> dict[str, float]:
     ),
 )
 def _check_baselines(answer):
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict {{target: dB}}, got {type(answer).__name__}")
-    missing = [k for k in SOURCES if k not in answer]
-    if missing:
-        raise Wrong(f"the dict needs the four targets; missing {missing}")
+    expect_keys(answer, SOURCES, "{target: dB}")
     want = _baselines()
     for k in SOURCES:
         expect_close(answer[k], want[k], f"the mixture's uSDR for {k}", rtol=0, atol=0.01)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from . import Wrong, exercise, expect_callable, expect_close, expect_int
+from . import Wrong, exercise, expect_callable, expect_close, expect_int, expect_keys
 
 BLOCKS = ("tfc_tdf", "tfc", "tdf", "tdc", "tdc_rnn")
 
@@ -59,11 +59,7 @@ def _parameters(block: str, preset: str = "tutorial", **overrides) -> int:
     ),
 )
 def _check_05_1(answer):
-    if not isinstance(answer, dict):
-        raise Wrong(f"expected a dict {{block: parameters}}, got {type(answer).__name__}")
-    missing = [b for b in BLOCKS if b not in answer]
-    if missing:
-        raise Wrong(f"no count for {', '.join(missing)}; the keys are {', '.join(BLOCKS)}")
+    expect_keys(answer, BLOCKS, "{block: parameters}")
     extra = sorted(set(answer) - set(BLOCKS))
     if extra:
         raise Wrong(f"unknown block names {extra}; the keys are {', '.join(BLOCKS)}")
