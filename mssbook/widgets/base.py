@@ -43,12 +43,21 @@ def ipywidgets():
     return module
 
 
-def figure_png(fig, dpi: int = 80) -> bytes:
-    """A matplotlib figure as PNG bytes (the figure is closed)."""
+def figure_png(fig, dpi: int = 80, tight: bool = True) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed).
+
+    ``tight``: crop to the drawn content (``bbox_inches="tight"``, which draws the figure twice),
+    for figures of unknown layout. ``tight=False`` is for views that lay out their own figure and
+    redraw on every slider move: one draw and light zlib compression (level 1: about 3 times
+    faster, 5 % larger).
+    """
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    if tight:
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    else:
+        fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return buffer.getvalue()
 

@@ -42,7 +42,7 @@ from ..metrics import csdr, si_sdr, usdr
 from ..signal.transforms import bin_frequencies
 from ..signal.wiener import wiener
 from .audio import AudioClip, common_scale, encode_audio
-from .base import View, ipywidgets, is_static, png_html, table_html
+from .base import View, figure_png, ipywidgets, is_static, png_html, table_html
 
 METHODS = ("ibm", "irm", "wiener")
 METHOD_LABELS = {"ibm": "IBM", "irm": "IRM", "wiener": "Wiener"}
@@ -204,16 +204,6 @@ def mask_figure(state: MaskState, spectra: OracleSpectra, channel: int = 0, max_
     return fig
 
 
-def figure_png_fast(fig, dpi: int = 80) -> bytes:
-    """PNG bytes of a figure laid out in advance: one draw (``bbox_inches="tight"`` takes a
-    second one) and light zlib compression (level 1: 3 times faster, 5 % larger here)."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    return buffer.getvalue()
-
-
 def _as_models(model_estimate, n_channels: int, length: int) -> dict[str, np.ndarray]:
     """``None``, one array or ``{name: array}`` → ``{name: (C, L) float32}``, cut or padded to L."""
     if model_estimate is None:
@@ -317,7 +307,7 @@ class MaskExplorer(View):
         start = time.perf_counter()
         state = mask_explorer_state(self.spectra, **params)
         computed = time.perf_counter()
-        self.png = figure_png_fast(mask_figure(state, self.spectra, max_freq=self.max_freq))
+        self.png = figure_png(mask_figure(state, self.spectra, max_freq=self.max_freq), tight=False)
         drawn = time.perf_counter()
         self.encoded = encode_audio(state.estimate * self.scale, self.sr, self.codec)
         self.state, self._params = state, params

@@ -44,7 +44,7 @@ import torch
 
 from ..signal.transforms import ISTFT, STFT, _window, bin_frequencies, n_frames
 from ..utils import as_channels_first
-from .base import View, ipywidgets, is_static, png_html, table_html
+from .base import View, figure_png, ipywidgets, is_static, png_html, table_html
 
 #: Window types of the explorer ("boxcar" is accepted as another name for "rectangular").
 WINDOWS = ("hann", "hamming", "blackman", "rectangular")
@@ -470,7 +470,7 @@ class STFTExplorer(View):
         return view
 
     def _render(self) -> None:
-        self.png = _figure_png(stft_figure(self.view, self._mono, self.max_freq))
+        self.png = figure_png(stft_figure(self.view, self._mono, self.max_freq), tight=False)
 
     def _on_change(self, change) -> None:
         if self._syncing:
@@ -518,19 +518,6 @@ class STFTExplorer(View):
         v = self.view
         alt = f"STFT explorer: {v.window} window, n_fft {v.n_fft}, hop {v.hop_length}, frame {v.frame}"
         return f'<div class="mssbook-stft-explorer">{png_html(self.png, alt)}{self._text_html()}</div>'
-
-
-def _figure_png(fig, dpi: int = 80) -> bytes:
-    """PNG bytes of ``fig`` as laid out (closed after): :func:`.base.figure_png` without its
-    tight bounding box, which draws the figure twice; :func:`stft_figure` sets its own margins."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _fraction_label(fraction: Fraction) -> str:
