@@ -48,6 +48,7 @@ __all__ = [
     "expect_shape",
     "expect_callable",
     "expect_keys",
+    "expect_close_each",
     "expect_int",
 ]
 
@@ -355,6 +356,15 @@ def expect_keys(answer: Any, keys, what: str) -> dict:
     missing = [k for k in keys if k not in answer]
     if missing:
         raise Wrong(f"the dict needs the keys {keys}; missing {missing}")
+    return answer
+
+
+def expect_close_each(answer: Any, expected: dict, what: str, rtol: float = 1e-3, atol: float = 0.0) -> dict:
+    """A dict with a value close to ``expected[key]`` for every key; ``what`` names one value and
+    may contain ``{key}`` (e.g. ``"the uSDR for {key}"``)."""
+    expect_keys(answer, list(expected), "{" + ", ".join(f"{k!r}: ..." for k in expected) + "}")
+    for key, want in expected.items():
+        expect_close(answer[key], want, what.format(key=key), rtol=rtol, atol=atol)
     return answer
 
 

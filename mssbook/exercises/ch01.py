@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import Wrong, exercise, expect_callable, expect_close, expect_keys
+from . import Wrong, exercise, expect_callable, expect_close, expect_close_each, expect_keys
 
 SOURCES = ("vocals", "drums", "bass", "other")
 METRICS = ("SDR", "ISR", "SIR", "SAR")
@@ -309,10 +309,8 @@ def _oracle_difference(method: str, n_fft: int, hop: int, flip: bool = False) ->
     ),
 )
 def _check_oracle(answer):
-    expect_keys(answer, SOURCES, "{target: dB}")
     want = _oracle_gains()
-    for k in SOURCES:
-        expect_close(answer[k], want[k], f"the difference for {k}", rtol=0, atol=0.02)
+    expect_close_each(answer, {k: want[k] for k in SOURCES}, "the difference for {key}", rtol=0, atol=0.02)
     return "the four differences are right (within 0.02 dB)"
 
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import Wrong, exercise, expect_callable, expect_close, expect_int, expect_keys
+from . import Wrong, exercise, expect_callable, expect_close, expect_close_each, expect_int, expect_keys
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -177,10 +177,8 @@ def _baselines(swap: bool = False) -> dict[str, float]:
     ),
 )
 def _check_baselines(answer):
-    expect_keys(answer, SOURCES, "{target: dB}")
     want = _baselines()
-    for k in SOURCES:
-        expect_close(answer[k], want[k], f"the mixture's uSDR for {k}", rtol=0, atol=0.01)
+    expect_close_each(answer, {k: want[k] for k in SOURCES}, "the mixture's uSDR for {key}", rtol=0, atol=0.01)
     return "the four baselines are right (within 0.01 dB)"
 
 
