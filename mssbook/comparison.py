@@ -1,7 +1,7 @@
 """Every model family of the course side by side: the closing comparison (chapter 08).
 
 Chapters 02-07 each train a tutorial-size model of one family and keep the run
-(:func:`mssbook.notebook.keep_run`). :func:`load_or_train` loads that run when it is there and
+(:func:`mssbook.runs.keep_run`). :func:`load_or_train` loads that run when it is there and
 otherwise trains the family's tutorial preset briefly with the registry recipe (adapted to a CPU
 budget as the family's chapter adapts it), so the comparison works in any order and on Colab.
 The baselines a trained model is always shown next to: the mixture itself and the mixture times
@@ -144,7 +144,7 @@ def load_or_train(item: Family, root, *, time_budget: float, output, epochs: int
                   runs_root=None, use_runs: bool = True, **overrides) -> Loaded:
     """The model of ``item``: its chapter's kept run if there is one, else trained here.
 
-    A kept run is ``<runs_root>/<item.run>-<profile>/best.pt`` (:func:`mssbook.notebook.kept_run_dir`,
+    A kept run is ``<runs_root>/<item.run>-<profile>/best.pt`` (:func:`mssbook.runs.kept_run_dir`,
     the active profile). Otherwise the tutorial preset trains with :func:`recipe_configs` for
     at most ``time_budget`` seconds (the trainer stops after the epoch in which it runs out) in
     a new folder ``output/<run>-*``, and the last epoch is used. A kept run that cannot be loaded
@@ -154,7 +154,7 @@ def load_or_train(item: Family, root, *, time_budget: float, output, epochs: int
     """
     from . import models
     from .checkpoints import load_model
-    from .notebook import kept_run_dir
+    from .runs import kept_run_dir
     from .training import train_model
 
     if time_budget is None or time_budget <= 0:
