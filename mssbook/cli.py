@@ -148,15 +148,17 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", type=Path, default=None, help="run folder (default: runs/<model>-<targets>)")
     p.add_argument("--no-resume", dest="resume", action="store_const", const="never", default="auto",
                    help="refuse to continue a run found in --output (default: resume from its last.pt)")
+    p.add_argument("--resume", dest="resume", default="auto", metavar="CHECKPOINT",
+                   help="start from this mssbook checkpoint: a run's last.pt (continues it) or one written by "
+                        "`mssbook convert` (fine-tunes official weights); its model and configuration are used")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     from . import models
-    from .training import DataConfig, TrainConfig, train_model
 
+    if args.resume not in ("auto", "never"):
+        return _train_from_checkpoint(args)
     entry = models.entry(args.model)
     if args.preset is None:
         args.preset = "seed" if "seed" in entry.presets else "paper"
@@ -176,6 +178,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = models.create(args.model, preset=args.preset, target=targets, **overrides)
     except (TypeError, ValueError) as exc:  # a configuration the model refuses: say so in one line
         raise MSSBookError(f"cannot build {args.model!r} ({args.preset}) with these options: {exc}") from None
+    return _train(args, model, family)
+
+
+def _train_from_checkpoint(args: argparse.Namespace) -> int:
+    """``--resume CHECKPOINT``: the model and its configuration come from the file."""
+    from . import models
+    from .checkpoints import read_checkpoint
+
+    state = read_checkpoint(args.resume)
+    name, config = state["model_name"], state["model_config"]
+    clashing = [f"--{k.replace('_', '-')}" for k in (*MODEL_OPTIONS, "preset")
+                if getattr(args, k, None) not in (None, False)]
+    if args.model not in ("umx", name):
+        clashing.append("--model")
+    if args.targets and list(args.targets) != list(config["targets"]):
+        clashing.append("--targets")
+    if clashing:
+        raise MSSBookError(f"{args.resume} fixes the model ({name}, targets {', '.join(config['targets'])}); "
+                           f"drop {', '.join(clashing)} or train a new model without --resume.")
+    args.model, args.preset = name, "checkpoint"
+    model = models.from_config(name, config)
+    return _train(args, model, models.family_values(args, name, ("model", "train")))
+
+
+def _train(args: argparse.Namespace, model, family: dict) -> int:
+    from dataclasses import fields
+
+    from . import models
+    from .training import DataConfig, TrainConfig, train_model
 
     recipe = models.training_recipe(args.model, model.config["targets"])  # the model's recipe, then explicit args
     recipe.pop("targets")
@@ -202,6 +233,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = trainer.history[-1] if trainer.history else {}
     say(f"stopped after epoch {trainer.epoch}: best loss {trainer.best_loss:.5g}; "
           f"last train {last.get('train_loss', float('nan')):.5g}; checkpoints in {output}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# convert: official weights → an mssbook checkpoint
+def cmd_convert(args: argparse.Namespace) -> int:
+    from . import hub
+    from .checkpoints import save_checkpoint
+    from .errors import OutputExistsError
+
+    if args.list:
+        print(hub.describe())
+        print("\nno official weights: " + ", ".join(hub.NO_OFFICIAL) + " (see mssbook.hub.NO_OFFICIAL)")
+        return 0
+    if args.source is None or args.output is None:
+        raise MSSBookError("pass SOURCE (a pretrained name such as d3net, or a weight file, zip or folder) and "
+                           "-o OUTPUT.pt; --list shows the official releases.")
+    if args.output.exists() and not args.force:
+        raise OutputExistsError(f"{args.output} already exists; pass --force to replace it, or choose another path.")
+    if args.source in hub.names() or args.source in hub.NO_OFFICIAL:
+        if args.model or args.format:
+            raise MSSBookError(f"{args.source} is a release name: its model and format are known; drop --model/--format.")
+        model = hub.load_pretrained(args.source, targets=args.targets, progress=not args.quiet)
+        origin = args.source
+    else:
+        model = hub.convert_source(args.source, model=args.model, fmt=args.format, targets=args.targets)
+        origin = str(Path(args.source).resolve())
+    save_checkpoint(args.output, model, converted_from=origin)
+    print(f"wrote {args.output}: {model.name} for {', '.join(model.targets)}, {model.num_parameters():,} parameters "
+          f"(from {origin}). Use it like any checkpoint: mssbook separate SONG --model {args.output}")
     return 0
 
 
@@ -265,6 +326,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-sad", help="source activity detection (BSRNN's prepare_dataset.py): "
                                            "the salient fragments of a target, one file per target")
     sad.configure_parser(p)
+
+    from .weights import FORMATS
+
+    p = sub.add_parser("convert", help="convert official weights (a release name, or a file, zip or folder in an "
+                                       "official format) into an mssbook checkpoint")
+    p.add_argument("source", nargs="?", default=None,
+                   help="a pretrained name (downloaded; see --list) or a weight file, zip or folder")
+    p.add_argument("--output", "-o", type=Path, default=None, help="the checkpoint to write (.pt)")
+    p.add_argument("--model", default=None, help="model family, when the files do not tell (umx, xumx, d3net, ...)")
+    p.add_argument("--format", default=None, choices=FORMATS, help="weight format (default: detected)")
+    p.add_argument("--target", "--targets", dest="targets", nargs="+", default=None, help="convert only these targets")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--list", action="store_true", help="list the official releases mssbook knows")
+    p.add_argument("--quiet", action="store_true", help="no download progress bar")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("exercises", help="list the course's exercises, show a solution, or grade a file of answers")
     p.add_argument("--chapter", default=None, help="only this chapter's exercises (e.g. 02)")

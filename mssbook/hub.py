@@ -1,10 +1,17 @@
-"""Pretrained weights: the official Open-Unmix models, loaded into mssbook's UMX.
+"""Pretrained weights: the official releases of the seed systems, loaded into mssbook's models.
 
-``mssbook.pretrained("umxhq")`` downloads the per-target weight files that the ``openunmix``
-package uses (Zenodo), checks each file's SHA-256 against the 8-digit prefix in its name (torch
-hub's convention), caches them under ``<data dir>/weights/<name>/`` and returns a ready
-:class:`mssbook.models.umx.UMX`. Offline it fails with a message saying how to fetch the files by
-hand; a local folder (or one file) of weights works without any network.
+``mssbook.pretrained("umxhq")`` downloads the release's files (with a progress bar) into the cache
+``<data dir>/weights/<name>/`` (or ``$MSSBOOK_WEIGHTS/<name>/``), verifies each against its published
+checksum (or the SHA-256 prefix in its name), unpacks zip archives, and hands the files to the
+converter of their format (:mod:`mssbook.weights`): a ready :class:`~mssbook.models.SeparationModel`
+in eval mode whose separation defaults reproduce the official inference.
+
+Offline, the error lists the URLs to fetch on a connected machine and the folder to put them in;
+``path=`` loads a copy fetched by hand (a file, a zip, or a folder), and a folder or file passed as
+the name is converted from whatever format it holds.
+
+Names: see :func:`names` (``mssbook.hub.describe()`` prints a table). BSRNN has no official weights
+of the paper's model: :data:`NO_OFFICIAL` says why and what to do instead.
 """
 
 from __future__ import annotations
@@ -12,56 +19,66 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import socket
+import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+import zipfile
 from pathlib import Path
 
 import torch
 
-from . import models
 from .errors import MSSBookError
-from .models.umx import UMX, openunmix_config_from_state_dict
 from .paths import data_dir
 from .utils import atomic_path
+from .weights import FORMATS, ConversionError, Release, module
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
-
-@dataclass(frozen=True)
-class PretrainedModel:
-    name: str
-    base_url: str
-    files: dict[str, str]  # target → file name "<target>-<first 8 hex digits of sha256>.pth"
-    trained_on: str
-    license: str
-    sdr: dict[str, float] = field(default_factory=dict)  # published median/median SDR (open-unmix README)
-
-
-PRETRAINED = {
-    "umxhq": PretrainedModel(
-        "umxhq", "https://zenodo.org/records/3370489/files/",
-        {"bass": "bass-8d85a5bd.pth", "drums": "drums-9619578f.pth", "other": "other-b52fbbf7.pth",
-         "vocals": "vocals-b62c91ce.pth"},
-        "MUSDB18-HQ", "MIT", {"vocals": 6.25, "drums": 6.04, "bass": 5.07, "other": 4.28},
-    ),
-    "umx": PretrainedModel(
-        "umx", "https://zenodo.org/records/3370486/files/",
-        {"bass": "bass-646024d3.pth", "drums": "drums-5a48008b.pth", "other": "other-f8e132cc.pth",
-         "vocals": "vocals-c8df74a5.pth"},
-        "MUSDB18", "MIT", {"vocals": 6.32, "drums": 5.73, "bass": 5.23, "other": 4.02},
-    ),
-    "umxl": PretrainedModel(
-        "umxl", "https://zenodo.org/records/5069601/files/",
-        {"bass": "bass-2ca1ce51.pth", "drums": "drums-69e0ebd4.pth", "other": "other-c8c5b3e6.pth",
-         "vocals": "vocals-bccbd9aa.pth"},
-        "MUSDB18-HQ and extra private data", "CC BY-NC-SA 4.0 (non-commercial)",
-        {"vocals": 7.21, "drums": 7.15, "bass": 6.02, "other": 4.89},
+NO_OFFICIAL = {
+    "bsrnn": (
+        "no official weights of BSRNN exist: the paper's authors (Luo & Yu 2022) released no code or "
+        "checkpoint, and the public BandSplitRNN-Pytorch vocals checkpoint (amanteur) is another design "
+        "(stereo merged into the band features, other norms and mask MLP, other band edges), so it "
+        "cannot load into mssbook's faithful BSRNN. Train one instead: mssbook train --model bsrnn "
+        "--preset paper (chapter 06 shows a short run)."
     ),
 }
 
-_HASHED = re.compile(r"^(?P<target>[a-z]+)(?:-(?P<hash>[0-9a-f]{8,}))?\.pth?$")
+_HASH_IN_NAME = re.compile(r"-(?P<hash>[0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+_RELEASES: dict[str, Release] | None = None
+
+
+def releases() -> dict[str, Release]:
+    """Every official release mssbook knows, ``{name: Release}``, from the converter modules."""
+    global _RELEASES
+    if _RELEASES is None:
+        _RELEASES = {}
+        for fmt in FORMATS:
+            for release in module(fmt).RELEASES:
+                _RELEASES[release.name] = release
+    return _RELEASES
+
+
+def register_release(release: Release) -> None:
+    """Add (or replace) a release, e.g. a mirror or a model of your own served the same way."""
+    releases()[release.name] = release
+
+
+def names() -> list[str]:
+    """Names :func:`load_pretrained` (``mssbook.pretrained``) accepts."""
+    return list(releases())
+
+
+def describe() -> str:
+    """A table of the releases: name, family, format, targets, training data, licence."""
+    rows = [("name", "model", "format", "targets", "trained on", "licence")]
+    for r in releases().values():
+        rows.append((r.name, r.model, r.format, ",".join(r.targets), r.trained_on, r.license))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def weights_dir() -> Path:
@@ -69,6 +86,17 @@ def weights_dir() -> Path:
     return Path(os.environ.get("MSSBOOK_WEIGHTS", data_dir() / "weights")).expanduser()
 
 
+def release(name: str) -> Release:
+    if name in NO_OFFICIAL:
+        raise MSSBookError(NO_OFFICIAL[name])
+    table = releases()
+    if name not in table:
+        raise MSSBookError(f"unknown pretrained model {name!r}; available: {', '.join(table)} "
+                           "(or pass a file or folder of weights in an official format)")
+    return table[name]
+
+
+# --- files, checksums, downloads ----------------------------------------------------------------
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -77,16 +105,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_hash(path: Path, file_name: str) -> None:
-    match = _HASHED.match(file_name)
-    if match and match["hash"] and not _sha256(path).startswith(match["hash"]):
+def expected_hash(rel: Release | None, file_name: str) -> str | None:
+    """The published SHA-256 (or prefix) of ``file_name``: the release's table, else its name."""
+    if rel is not None and file_name in rel.sha256:
+        return rel.sha256[file_name].lower()
+    match = _HASH_IN_NAME.search(file_name)
+    return match["hash"] if match else None
+
+
+def check_file(path: Path, rel: Release | None = None, name: str | None = None) -> None:
+    """Raise if ``path`` does not match its published checksum."""
+    expected = expected_hash(rel, name or path.name)
+    if expected and not _sha256(path).startswith(expected):
         raise MSSBookError(
-            f"{path} does not match the checksum in its name ({match['hash']}…): the file is damaged or "
-            "not the official one. Delete it and download it again."
+            f"{path} does not match the checksum published for {name or path.name} ({expected[:12]}…): the "
+            "file is damaged or not the official one. Delete it and download it again."
         )
 
 
-def _download(url: str, dest: Path, timeout: float, progress: bool) -> None:
+def file_name(url: str) -> str:
+    return urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
+
+
+def _offline_help(rel: Release, urls: list[str], folder: Path) -> str:
+    names = [file_name(u) for u in urls]
+    packed = any(n.lower().endswith(".zip") for n in names)
+    wanted = ", ".join(rel.files if packed and rel.files else names)
+    listing = "\n  ".join(urls)
+    return (f"Fetch on a connected machine:\n  {listing}\nand put them in {folder} (a zip may stay "
+            f"packed; the files needed are {wanted}), or load your copy with "
+            f"mssbook.pretrained({rel.name!r}, path='path/to/file/or/folder').")
+
+
+def _download(url: str, dest: Path, rel: Release, timeout: float, progress: bool, help_text: str) -> None:
     """Fetch ``url`` to ``dest`` through a temporary file; verify the checksum before renaming."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest, overwrite=True) as tmp:
@@ -103,96 +154,179 @@ def _download(url: str, dest: Path, timeout: float, progress: bool) -> None:
                         bar.update(len(chunk))
             if bar is not None:
                 bar.close()
-            _check_hash(tmp, dest.name)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
-        if isinstance(exc, MSSBookError):
-            raise
+            check_file(tmp, rel, dest.name)
+    except MSSBookError:
+        raise
+    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise MSSBookError(
-            f"could not download {url} ({reason}). Offline? Fetch the file on a connected machine, put it "
-            f"in a folder, and load that folder: mssbook.pretrained('path/to/folder')."
-        ) from None
+        raise MSSBookError(f"could not download {url} ({reason}). Offline? {help_text}") from None
 
 
-def download_weights(name: str, targets=None, cache_dir: str | os.PathLike | None = None,
-                     base_url: str | None = None, timeout: float = 30.0, progress: bool = True) -> dict[str, Path]:
-    """Local paths of the weight files of ``name`` for ``targets``, downloading what the cache lacks."""
-    spec = _spec(name)
-    targets = list(targets or SOURCES)
-    folder = Path(cache_dir) if cache_dir else weights_dir() / name
-    base_url = base_url or os.environ.get("MSSBOOK_WEIGHTS_URL") or spec.base_url
-    paths = {}
-    for target in targets:
-        if target not in spec.files:
-            raise MSSBookError(f"{name} has no {target!r} model; targets: {', '.join(spec.files)}")
-        path = folder / spec.files[target]
-        if path.is_file():
-            _check_hash(path, path.name)
-        else:
-            _download(base_url.rstrip("/") + "/" + spec.files[target], path, timeout, progress)
-        paths[target] = path
-    return paths
+def _unpack(archive: Path, folder: Path) -> None:
+    """Extract a zip into ``folder`` (through a temporary folder, so a failure leaves nothing half-done)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = [n for n in zf.namelist() if n.startswith("/") or ".." in Path(n).parts]
+            if bad:
+                raise MSSBookError(f"{archive} holds unsafe paths ({bad[0]}); not extracting it.")
+            with tempfile.TemporaryDirectory(dir=folder, prefix=".unpack-") as tmp:
+                zf.extractall(tmp)
+                for item in Path(tmp).iterdir():
+                    target = folder / item.name
+                    if not target.exists():
+                        os.replace(item, target)
+    except zipfile.BadZipFile:
+        raise MSSBookError(f"{archive} is not a valid zip archive; delete it and download it again.") from None
 
 
-def _spec(name: str) -> PretrainedModel:
-    if name not in PRETRAINED:
-        raise MSSBookError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED)} "
-                           "(or pass a folder of Open-Unmix .pth files)")
-    return PRETRAINED[name]
+def _wanted_urls(rel: Release, targets) -> list[str]:
+    """The release's URLs needed for ``targets``: those naming a wanted target, and shared ones."""
+    if not targets:
+        return list(rel.urls)
+    wanted = []
+    for url in rel.urls:
+        named = [t for t in rel.targets if re.search(rf"(^|[^a-z]){t}([^a-z]|$)", file_name(url).lower())]
+        if not named or any(t in targets for t in named):
+            wanted.append(url)
+    return wanted
 
 
-def _local_files(path: Path, targets) -> dict[str, Path]:
-    """Weight files in a folder (``<target>.pth`` or ``<target>-<hash>.pth``) or one file."""
-    candidates = [path] if path.is_file() else sorted(path.glob("*.pth")) + sorted(path.glob("*.pt"))
-    found = {}
-    for file in candidates:
-        match = _HASHED.match(file.name)
-        if match and match["target"] in SOURCES:
-            found[match["target"]] = file
-    wanted = list(targets) if targets else [t for t in SOURCES if t in found]
-    missing = [t for t in wanted if t not in found]
-    if not wanted or missing:
-        raise MSSBookError(
-            f"{path} holds no Open-Unmix weights for {', '.join(missing or ['any target'])}: expected files "
-            "named <target>.pth or <target>-<sha256 prefix>.pth (vocals, drums, bass, other)."
-        )
-    return {t: found[t] for t in wanted}
+def download_release(name: str, targets=None, cache_dir: str | os.PathLike | None = None,
+                     base_url: str | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
+    """The cache folder holding release ``name`` (for ``targets``), downloading what it lacks.
 
-
-def load_pretrained(name_or_path: str | os.PathLike = "umxhq", targets=None, device: str = "cpu",
-                    niter: int = 1, residual: bool = False, wiener_win_len: int | None = 300,
-                    cache_dir=None, base_url: str | None = None, progress: bool = True) -> UMX:
-    """An Open-Unmix :class:`~mssbook.models.umx.UMX` with official (or local) weights, in eval mode.
-
-    ``name_or_path``: ``"umxhq"``, ``"umx"``, ``"umxl"``, or a folder/file of ``.pth`` weights in
-    the ``openunmix`` format. ``targets``: a subset of vocals, drums, bass, other (default: all).
+    ``base_url`` (or ``$MSSBOOK_WEIGHTS_URL``) replaces the folder part of every URL: a mirror.
     """
-    path = Path(name_or_path).expanduser()
-    if isinstance(name_or_path, (str, os.PathLike)) and str(name_or_path) not in PRETRAINED and path.exists():
-        files = _local_files(path, targets)
-    else:
-        if isinstance(targets, str):
-            targets = [targets]
-        files = download_weights(str(name_or_path), targets, cache_dir, base_url, progress=progress)
-    states = {}
-    for target, file in files.items():
+    rel = release(name)
+    folder = Path(cache_dir) if cache_dir else weights_dir() / name
+    base_url = base_url or os.environ.get("MSSBOOK_WEIGHTS_URL")
+    urls = [base_url.rstrip("/") + "/" + file_name(u) if base_url else u for u in _wanted_urls(rel, targets)]
+    help_text = _offline_help(rel, urls, folder)
+    for url in urls:
+        dest = folder / file_name(url)
+        if dest.suffix.lower() == ".zip":
+            marker = folder / f".{dest.name}.unpacked"
+            if marker.is_file():
+                continue
+            if dest.is_file():
+                check_file(dest, rel)
+            else:
+                _download(url, dest, rel, timeout, progress, help_text)
+            _unpack(dest, folder)
+            marker.write_text(dest.name)
+        elif dest.is_file():
+            check_file(dest, rel)
+        else:
+            _download(url, dest, rel, timeout, progress, help_text)
+    return folder
+
+
+# --- loading ------------------------------------------------------------------------------------
+def detect_format(path: Path) -> str:
+    """The weight format of a file or folder, from its suffixes (and, for ``.pt/.pth``, its content)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    suffixes = {p.suffix.lower() for p in files}
+    if ".ckpt" in suffixes:
+        return "lightning"
+    if ".hdf5" in suffixes:
+        return "keras"
+    if ".h5" in suffixes:
+        return "nnabla"
+    torch_files = [p for p in files if p.suffix.lower() in (".pth", ".pt")]
+    if torch_files:
         try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            obj = torch.load(torch_files[0], map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise MSSBookError(f"{file} is not a readable PyTorch weight file ({exc}).") from exc
-        _check_hash(file, file.name)
-        states[target] = state
-    first = openunmix_config_from_state_dict(next(iter(states.values())))
-    if first["nb_bins"] != 2049:
-        raise MSSBookError(f"{next(iter(files.values()))} has {first['nb_bins']} bins; only n_fft 4096 models load here.")
-    model = models.create(
-        "umx", preset="paper", target=list(states), hidden_size=first["hidden_size"], nb_layers=first["nb_layers"],
-        unidirectional=first["unidirectional"], nb_channels=first["nb_channels"], niter=niter,
-        residual=residual, wiener_win_len=wiener_win_len,
+            raise MSSBookError(f"{torch_files[0]} is not a readable PyTorch file ({type(exc).__name__}: {exc}).") from None
+        if isinstance(obj, dict) and obj.get("format") == "mssbook-checkpoint-1":
+            return "mssbook"
+        state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+        if isinstance(state, dict) and any(str(k).startswith(("layer_enc", "layer_lstm", "mean_scale")) for k in state):
+            return "asteroid"
+        return "openunmix"
+    raise MSSBookError(
+        f"{path} holds no weight file mssbook can convert: expected Open-Unmix or asteroid .pth, nnabla .h5, "
+        "Lightning .ckpt or Keras .hdf5 files (unpack a downloaded zip, or pass it as path=)."
     )
-    for target, state in states.items():
-        try:
-            model.load_target_state_dict(target, state)
-        except ValueError as exc:
-            raise MSSBookError(f"{files[target]}: {exc}") from None
-    return model.to(device).eval()
+
+
+def convert_source(source: str | os.PathLike, model: str | None = None, fmt: str | None = None, targets=None):
+    """Convert a file, zip or folder of official weights to an mssbook model (eval mode, CPU)."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise MSSBookError(f"{source} does not exist; pass the downloaded weight file, zip or folder.")
+    if isinstance(targets, str):
+        targets = [targets]
+    if source.is_file() and source.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="mssbook-weights-") as tmp:
+            _unpack(source, Path(tmp))
+            return convert_source(tmp, model, fmt, targets)
+    for file in [source] if source.is_file() else sorted(source.rglob("*")):
+        if file.is_file() and _HASH_IN_NAME.search(file.name):
+            check_file(file)  # torch hub's convention: <name>-<sha256 prefix>.<ext>
+    fmt = fmt or detect_format(source)
+    if fmt == "mssbook":
+        from .checkpoints import load_model
+
+        return load_model(source)
+    try:
+        return module(fmt).convert(source, model=model, targets=targets)
+    except ConversionError:
+        raise
+    except MSSBookError:
+        raise
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ConversionError(f"{source}: could not convert as {fmt} weights ({type(exc).__name__}: {exc}).") from None
+
+
+def with_options(model, **options):
+    """``model`` rebuilt with other constructor defaults (e.g. ``niter=2``), weights kept."""
+    if not options:
+        return model
+    from .models import from_config
+
+    known = set(model.config)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise MSSBookError(f"{model.name} has no setting {', '.join(unknown)}; its settings: {', '.join(sorted(known))}")
+    rebuilt = from_config(model.name, {**model.config, **options})
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt.eval()
+
+
+def load_pretrained(name: str | os.PathLike = "umxhq", path: str | os.PathLike | None = None, targets=None,
+                    device: str | torch.device = "cpu", cache_dir=None, base_url: str | None = None,
+                    progress: bool = True, **options):
+    """A pretrained :class:`~mssbook.models.SeparationModel` in eval mode on ``device``.
+
+    ``name``: a release (:func:`names`: ``"umxhq"``, ``"xumx"``, ``"d3net"``, ...), or a file/folder of
+    weights in an official format. ``path``: a copy of the release fetched by hand (file, zip or
+    folder): nothing is downloaded. ``targets``: a subset of the release's targets. ``options``:
+    separation defaults to change (``niter=2``, ``residual=True``, ...).
+    """
+    if isinstance(targets, str):
+        targets = [targets]
+    text = os.fspath(name)
+    if text not in releases() and text not in NO_OFFICIAL and Path(text).expanduser().exists():
+        model = convert_source(text, targets=targets)
+    else:
+        rel = release(text)
+        if targets:
+            unknown = [t for t in targets if t not in rel.targets]
+            if unknown:
+                raise MSSBookError(f"{rel.name} has no {', '.join(map(repr, unknown))} model; targets: {', '.join(rel.targets)}")
+        if path is not None:
+            source = Path(path).expanduser()
+            if not source.exists():
+                raise MSSBookError(f"{source} does not exist; pass the file, zip or folder you downloaded "
+                                   f"from {', '.join(rel.urls)}.")
+            if source.is_file() and source.suffix.lower() != ".zip":
+                check_file(source, rel)
+        else:
+            source = download_release(rel.name, targets, cache_dir, base_url, progress=progress)
+        model = convert_source(source, model=rel.model, fmt=rel.format, targets=targets)
+    return with_options(model, **options).to(device).eval()
+
+
+__all__ = ["load_pretrained", "download_release", "convert_source", "detect_format", "releases", "names",
+           "describe", "register_release", "release", "weights_dir", "NO_OFFICIAL", "with_options"]

@@ -138,9 +138,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 def pretrained_names() -> list[str]:
     """Names :func:`resolve_model` loads as pretrained weights (:mod:`mssbook.hub`)."""
-    from .hub import PRETRAINED
+    from .hub import names
 
-    return list(PRETRAINED)
+    return names()
 
 
 def resolve_model(model, device: str | torch.device | None = None) -> SeparationModel:

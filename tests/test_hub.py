@@ -16,6 +16,7 @@ import torch
 import mssbook
 from mssbook import hub
 from mssbook.errors import MSSBookError
+from mssbook.weights import Release
 
 openunmix_model = pytest.importorskip("openunmix.model")
 
@@ -50,13 +51,14 @@ def served(tmp_path):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(remote)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    spec = hub.PretrainedModel("testumx", "unused", {t: p.name for t, (p, _) in files.items()}, "toy", "MIT")
-    hub.PRETRAINED["testumx"] = spec
+    names = [p.name for p, _ in files.values()]
+    hub.register_release(Release("testumx", "umx", "openunmix", tuple("http://unused/" + n for n in names),
+                                 tuple(files), "toy", "MIT", "here", files=tuple(names)))
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/", files, requests
     finally:
         server.shutdown()
-        del hub.PRETRAINED["testumx"]
+        del hub.releases()["testumx"]
 
 
 def test_local_folder_of_official_files_loads(tmp_path):
@@ -102,15 +104,98 @@ def test_a_damaged_download_is_rejected_and_not_cached(served, tmp_path):
 
 
 def test_offline_fails_with_instructions(tmp_path):
-    with pytest.raises(MSSBookError, match=r"could not download .*Offline\?.*pretrained\('path/to/folder'\)"):
+    with pytest.raises(MSSBookError) as info:
         hub.load_pretrained("umxhq", targets=["vocals"], cache_dir=tmp_path, base_url="http://127.0.0.1:9/", progress=False)
+    message = str(info.value)
+    assert "could not download http://127.0.0.1:9/vocals-b62c91ce.pth" in message and "Offline?" in message
+    assert f"put them in {tmp_path}" in message and "path='path/to/file/or/folder'" in message
+    assert "drums" not in message  # only the file that was asked for
     assert not any(tmp_path.iterdir())
 
 
 def test_unknown_names_and_empty_folders_are_clear(tmp_path):
     with pytest.raises(MSSBookError, match="unknown pretrained model 'umxx'.*umxhq"):
         hub.load_pretrained("umxx")
-    with pytest.raises(MSSBookError, match="holds no Open-Unmix weights"):
+    with pytest.raises(MSSBookError, match="holds no weight file mssbook can convert"):
         hub.load_pretrained(tmp_path)
-    assert set(hub.PRETRAINED) >= {"umxhq", "umx", "umxl"}
-    assert all(len(spec.files) == 4 for spec in hub.PRETRAINED.values())
+    with pytest.raises(MSSBookError, match="no official weights of BSRNN exist.*mssbook train --model bsrnn"):
+        mssbook.pretrained("bsrnn")
+
+
+def test_every_seed_release_is_known_with_urls_and_files():
+    expected = {"umxhq", "umx", "umxl", "umxhq-nnabla", "umx-nnabla", "xumx", "xumx-nnabla", "d3net",
+                "tfc_tdf_net-large", "wavenet-multi-instrument", "wavenet-singing-voice"}
+    table = hub.releases()
+    assert expected <= set(table), expected - set(table)
+    for name in expected:
+        rel = table[name]
+        assert rel.urls and all(u.startswith("https://") for u in rel.urls), name
+        assert rel.format in mssbook.weights.FORMATS and rel.model in mssbook.models.available(), name
+        assert rel.targets and rel.homepage.startswith("https://"), name
+    text = hub.describe()
+    assert all(name in text for name in expected)
+
+
+def test_a_local_file_of_another_bandwidth_loads(tmp_path):
+    """hub used to build every UMX with bandwidth=16000, whatever max_bin the file had."""
+    torch.manual_seed(3)
+    net = openunmix_model.OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=16, max_bin=900)
+    torch.save(net.state_dict(), tmp_path / "vocals.pth")
+    model = mssbook.pretrained(tmp_path / "vocals.pth")
+    assert model.target_models["vocals"].max_bin == 900
+    mag = torch.rand(1, 2, 2049, 12)
+    assert torch.allclose(model.target_models["vocals"](mag), net.eval()(mag), atol=1e-5)
+
+
+def test_a_zip_release_is_unpacked_once_and_path_loads_a_copy(tmp_path):
+    import zipfile
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (path, reference) = write_official(remote, "vocals")
+    archive = remote / "testzip.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(path, f"testzip/{path.name}")
+    rel = Release("testzip", "umx", "openunmix", ("https://example.invalid/testzip.zip",), ("vocals",), "toy",
+                  "MIT", "https://example.invalid", files=(path.name,))
+    hub.register_release(rel)
+    try:
+        # path= a zip, a folder and a file fetched by hand: nothing is downloaded
+        for source in (archive, remote, path):
+            model = mssbook.pretrained("testzip", path=source, niter=2)
+            assert model.niter == 2 and model.config["niter"] == 2
+            assert torch.equal(model.target_models["vocals"].fc1.weight, reference.fc1.weight)
+        with pytest.raises(MSSBookError, match="does not exist"):
+            mssbook.pretrained("testzip", path=tmp_path / "nope.zip")
+        with pytest.raises(MSSBookError, match="has no setting nitre"):
+            mssbook.pretrained("testzip", path=path, nitre=2)
+        # the cache: a zip is unpacked once, then served from the folder
+        import http.server
+        import threading
+
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(remote)))
+        server.RequestHandlerClass.log_message = lambda *a: None
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            cache = tmp_path / "cache"
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            model = hub.load_pretrained("testzip", cache_dir=cache, base_url=url, progress=False)
+            assert (cache / "testzip" / path.name).is_file() and (cache / ".testzip.zip.unpacked").is_file()
+            (cache / "testzip.zip").unlink()
+            server.shutdown()  # now offline: the unpacked copy serves
+            assert hub.load_pretrained("testzip", cache_dir=cache, base_url=url, progress=False).targets == ("vocals",)
+        finally:
+            server.shutdown()
+    finally:
+        del hub.releases()["testzip"]
+
+
+def test_detect_format_by_content(tmp_path):
+    write_official(tmp_path, "vocals")
+    assert hub.detect_format(tmp_path) == "openunmix"
+    torch.save({"state_dict": {"layer_enc.vocals.enc.0.weight": torch.zeros(1)}}, tmp_path / "x.pth")
+    assert hub.detect_format(tmp_path / "x.pth") == "asteroid"
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "vocals.h5").write_bytes(b"")
+    assert hub.detect_format(tmp_path / "d") == "nnabla"

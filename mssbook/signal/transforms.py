@@ -46,6 +46,15 @@ def bandwidth_to_max_bin(sample_rate: float, n_fft: int, bandwidth: float) -> in
     return int(np.max(np.where(freqs <= bandwidth)[0])) + 1
 
 
+def max_bin_to_bandwidth(sample_rate: float, n_fft: int, max_bin: int) -> float:
+    """The bandwidth (Hz) that :func:`bandwidth_to_max_bin` turns into ``max_bin``: the frequency of
+    bin ``max_bin - 1``, so a network stored with ``max_bin`` input bins is rebuilt exactly."""
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1, endpoint=True)
+    if not 1 <= max_bin <= len(freqs):
+        raise ValueError(f"max_bin {max_bin} is outside 1..{len(freqs)} for n_fft {n_fft}")
+    return float(freqs[max_bin - 1])
+
+
 def _window(name: str, n_fft: int) -> torch.Tensor:
     """The analysis/synthesis window of ``n_fft`` samples (float32); the tapered ones are periodic."""
     if name == "hann":
