@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import socket
 import tempfile
 import urllib.error
@@ -192,10 +191,12 @@ def _wanted_urls(rel: Release, targets) -> list[str]:
 
 
 def download_release(name: str, targets=None, cache_dir: str | os.PathLike | None = None,
-                     base_url: str | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
+                     base_url: str | None = None, timeout: float = 30.0, progress: bool = True,
+                     download: bool = True) -> Path:
     """The cache folder holding release ``name`` (for ``targets``), downloading what it lacks.
 
     ``base_url`` (or ``$MSSBOOK_WEIGHTS_URL``) replaces the folder part of every URL: a mirror.
+    ``download=False`` uses the cache only: a missing file raises the offline instructions.
     """
     rel = release(name)
     folder = Path(cache_dir) if cache_dir else weights_dir() / name
@@ -204,6 +205,9 @@ def download_release(name: str, targets=None, cache_dir: str | os.PathLike | Non
     help_text = _offline_help(rel, urls, folder)
     for url in urls:
         dest = folder / file_name(url)
+        cached = dest.is_file() or (folder / f".{dest.name}.unpacked").is_file()
+        if not download and not cached:
+            raise MSSBookError(f"{rel.name}: {dest.name} is not in the cache {folder} (download=False). {help_text}")
         if dest.suffix.lower() == ".zip":
             marker = folder / f".{dest.name}.unpacked"
             if marker.is_file():
@@ -296,13 +300,14 @@ def with_options(model, **options):
 
 def load_pretrained(name: str | os.PathLike = "umxhq", path: str | os.PathLike | None = None, targets=None,
                     device: str | torch.device = "cpu", cache_dir=None, base_url: str | None = None,
-                    progress: bool = True, **options):
+                    progress: bool = True, download: bool = True, **options):
     """A pretrained :class:`~mssbook.models.SeparationModel` in eval mode on ``device``.
 
     ``name``: a release (:func:`names`: ``"umxhq"``, ``"xumx"``, ``"d3net"``, ...), or a file/folder of
     weights in an official format. ``path``: a copy of the release fetched by hand (file, zip or
     folder): nothing is downloaded. ``targets``: a subset of the release's targets. ``options``:
-    separation defaults to change (``niter=2``, ``residual=True``, ...).
+    separation defaults to change (``niter=2``, ``residual=True``, ...). ``download=False``: the
+    cache only, never the network.
     """
     if isinstance(targets, str):
         targets = [targets]
@@ -323,7 +328,7 @@ def load_pretrained(name: str | os.PathLike = "umxhq", path: str | os.PathLike |
             if source.is_file() and source.suffix.lower() != ".zip":
                 check_file(source, rel)
         else:
-            source = download_release(rel.name, targets, cache_dir, base_url, progress=progress)
+            source = download_release(rel.name, targets, cache_dir, base_url, progress=progress, download=download)
         model = convert_source(source, model=rel.model, fmt=rel.format, targets=targets)
     return with_options(model, **options).to(device).eval()
 

@@ -403,6 +403,8 @@ class D3Net(SeparationModel):
             configuration's ``valid_bins`` (1600 bins, about 17.2 kHz). Otherwise the processed
             bins are those below ``bandwidth``, rounded down to a multiple of 16 (the full band is
             halved four times, spec §3.3); the bins above are the mixture's.
+        wiener_eps: the Wiener filter's regularisation (1e-10; the official inference's norbert
+            uses float64's machine epsilon, which the converter of its weights sets).
     """
 
     def __init__(
@@ -419,6 +421,7 @@ class D3Net(SeparationModel):
         wiener_win_len: int | None = 0,
         channel_swap: bool = True,
         bandwidth: float | None = None,
+        wiener_eps: float = 1e-10,
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
         if bandwidth is not None:
@@ -435,6 +438,7 @@ class D3Net(SeparationModel):
         self.train_frames = int(train_frames)
         self.niter, self.residual = int(niter), bool(residual)
         self.wiener_win_len, self.channel_swap = int(wiener_win_len or 0), bool(channel_swap)
+        self.wiener_eps = float(wiener_eps)
         self.stft = STFT(n_fft, n_hop, center=True)
         self.istft = ISTFT(n_fft, n_hop, center=True)
         self.patches: dict[str, tuple[int, int]] = {}
@@ -578,7 +582,7 @@ class D3Net(SeparationModel):
             [self.estimate(mix_mag, target, channel_swap, runtime) for target in self.targets], dim=1
         )  # (B, S, C, F, T)
         sources = wiener(estimates, mix_stft, niter=niter, residual=residual,
-                         wiener_win_len=wiener_win_len or None)  # (B, S[+1], C, F, T) complex
+                         wiener_win_len=wiener_win_len or None, eps=self.wiener_eps)  # (B, S[+1], C, F, T) complex
         return self.istft(sources, length=mixture.shape[-1])  # (B, S[+1], C, L)
 
 

@@ -404,6 +404,8 @@ class SpectrogramUNet(SeparationModel):
             of 2^(time-downsampling levels).
         spec_type, spec_est_mode, last_activation, train_loss, val_loss: the framework (above).
         min_trim: samples at least trimmed from each side of an inference window (the seed's 5000).
+        context: the default of :meth:`separate` ("audio"; the converted official weights use
+            "zeros", as the seed's inference does).
         Others: :class:`UNet`. Keys a block does not use are ignored, as in the seed.
     """
 
@@ -438,10 +440,14 @@ class SpectrogramUNet(SeparationModel):
         bn_factor_tdf: int | None = 16,
         bias_tdf: bool = False,
         min_trim: int = 5000,
+        context: str = "audio",
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"duplicate target names in {self.targets}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
+        self.context = context
         for name, value, allowed in (("spec_type", spec_type, SPEC_TYPES),
                                      ("spec_est_mode", spec_est_mode, SPEC_EST_MODES),
                                      ("train_loss", train_loss, LOSSES), ("val_loss", val_loss, LOSSES)):
@@ -558,9 +564,9 @@ class SpectrogramUNet(SeparationModel):
 
     # -- inference -----------------------------------------------------------------------------
     def separation_options(self) -> dict:
-        return {"batch_size": 4, "context": "audio"}
+        return {"batch_size": 4, "context": self.context}
 
-    def separate(self, mixture: torch.Tensor, batch_size: int = 4, context: str = "audio") -> torch.Tensor:
+    def separate(self, mixture: torch.Tensor, batch_size: int = 4, context: str | None = None) -> torch.Tensor:
         """Waveforms (B, S, C, L) for mixtures (B, C, L) of any length, window by window.
 
         The signal is cut into chunks of ``window_length − 2 · trim_length`` samples (the last one
@@ -572,9 +578,11 @@ class SpectrogramUNet(SeparationModel):
         kept sample had real context on both sides (the paper-era ``.deprecated/utils_ismir.py:
         preprocess_track``); ``context="zeros"`` extends each chunk with zeros, as the seed's current
         ``SingleTrackSet`` and ``MusdbTestSet`` do (the windows then do not overlap). ``batch_size`` windows go
-        through the networks at a time (memory vs speed; the seed evaluates with 4). Call ``model.eval()`` first.
+        through the networks at a time (memory vs speed; the seed evaluates with 4). ``context=None``
+        takes the model's default (``self.context``). Call ``model.eval()`` first.
         """
         self._check_mixture(mixture)
+        context = self.context if context is None else context
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {', '.join(CONTEXTS)}; got {context!r}")
         if int(batch_size) < 1:

@@ -269,6 +269,10 @@ class UMX(SeparationModel):
         bandwidth: Hz of input kept (→ ``max_bin``); None: all bins.
         niter, softmask, residual, wiener_win_len: defaults of :meth:`separate`
             (``wiener_win_len`` None or 0: filter all frames at once).
+        wiener_eps: the Wiener filter's regularisation (``eps`` of
+            :func:`~mssbook.signal.wiener.wiener`): Open-Unmix's 1e-10; Sony's and asteroid's
+            inference use norbert's default, float64's machine epsilon, which the converters of
+            their weights set.
     """
 
     def __init__(
@@ -287,6 +291,7 @@ class UMX(SeparationModel):
         softmask: bool = False,
         residual: bool = False,
         wiener_win_len: int | None = 300,
+        wiener_eps: float = 1e-10,
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
         if RESIDUAL_NAME in self.targets:
@@ -299,6 +304,7 @@ class UMX(SeparationModel):
         self.max_bin = bandwidth_to_max_bin(sample_rate, n_fft, bandwidth) if bandwidth else self.nb_bins
         self.niter, self.softmask, self.residual = int(niter), bool(softmask), bool(residual)
         self.wiener_win_len = int(wiener_win_len or 0)  # 0: all frames in one block
+        self.wiener_eps = float(wiener_eps)
 
         self.train_stft = STFT(n_fft, n_hop, center=False)  # the loss, as the reference trains
         self.stft = STFT(n_fft, n_hop, center=True)  # separation, as the reference's Separator
@@ -402,6 +408,7 @@ class UMX(SeparationModel):
             softmask=softmask,
             residual=residual,
             wiener_win_len=wiener_win_len or None,
+            eps=self.wiener_eps,
         )  # (B, S[+1], C, F, T) complex
         return self.istft(sources, length=mixture.shape[-1])  # (B, S[+1], C, L)
 
