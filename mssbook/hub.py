@@ -238,8 +238,9 @@ def detect_format(path: Path) -> str:
         return "nnabla"
     torch_files = [p for p in files if p.suffix.lower() in (".pth", ".pt")]
     if torch_files:
-        try:
-            obj = torch.load(torch_files[0], map_location="cpu", weights_only=True)
+        try:  # asteroid's files record the torch version as a TorchVersion object: allow that one class
+            with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+                obj = torch.load(torch_files[0], map_location="cpu", weights_only=True)
         except Exception as exc:
             raise MSSBookError(f"{torch_files[0]} is not a readable PyTorch file ({type(exc).__name__}: {exc}).") from None
         if isinstance(obj, dict) and obj.get("format") == "mssbook-checkpoint-1":

@@ -199,3 +199,27 @@ def test_detect_format_by_content(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "vocals.h5").write_bytes(b"")
     assert hub.detect_format(tmp_path / "d") == "nnabla"
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "official"
+
+
+@pytest.mark.parametrize("source, family, release", [
+    ("umx-nnabla", "umx", "umxhq-nnabla"),
+    ("xumx-nnabla/x-umx.h5", "xumx", "xumx-nnabla"),
+    ("xumx-asteroid/stereo.pth", "xumx", "xumx"),
+    ("d3net/d3net-mss-reduced.zip", "d3net", "d3net"),
+    ("tfc_tdf_net/tfc_tdf_net_vocals.ckpt", "tfc_tdf_net", "tfc_tdf_net-large"),
+    ("wavenet/multi-instrument", "wavenet", "wavenet-multi-instrument"),
+])
+def test_official_format_files_load_by_path_and_as_a_release_copy(source, family, release, tmp_path):
+    """Whatever the format, a file or folder converts by itself (format detected) and as path= of a release."""
+    by_path = mssbook.pretrained(FIXTURES / source)
+    assert by_path.name == family and not by_path.training
+    as_release = mssbook.pretrained(release, path=FIXTURES / source)
+    assert as_release.name == family
+    for key, value in by_path.state_dict().items():
+        assert torch.equal(as_release.state_dict()[key], value), key
+    # the official inference settings live in the configuration: a checkpoint rebuilds them
+    rebuilt = mssbook.models.from_config(as_release.name, as_release.config)
+    assert rebuilt.separation_options() == as_release.separation_options()

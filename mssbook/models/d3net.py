@@ -403,8 +403,10 @@ class D3Net(SeparationModel):
             configuration's ``valid_bins`` (1600 bins, about 17.2 kHz). Otherwise the processed
             bins are those below ``bandwidth``, rounded down to a multiple of 16 (the full band is
             halved four times, spec §3.3); the bins above are the mixture's.
-        wiener_eps: the Wiener filter's regularisation (1e-10; the official inference's norbert
-            uses float64's machine epsilon, which the converter of its weights sets).
+        wiener_eps: the Wiener filter's regularisation (``eps`` of
+            :func:`~mssbook.signal.wiener.wiener`, 1e-10). The official inference's ``apply_mwf``
+            floors each power estimate at 1e-10 of its maximum instead; a much smaller eps makes
+            the float32 2×2 solve fail on identical channels (a mono file as dual mono).
     """
 
     def __init__(
