@@ -83,3 +83,16 @@ def test_convert_errors_are_one_clear_line(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "umxhq" in listing and "bsrnn" in listing
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_convert_an_official_zip_of_another_format(tmp_path, capsys):
+    """The D3Net fixture: Sony's nnabla .h5 files in a zip, as the release ships them."""
+    from pathlib import Path
+
+    source = Path(__file__).parent / "fixtures" / "official" / "d3net" / "d3net-mss-reduced.zip"
+    out = tmp_path / "d3net.pt"
+    assert main(["convert", str(source), "-o", str(out), "--model", "d3net", "--targets", "vocals"]) == 0
+    state = read_checkpoint(out)
+    assert state["model_name"] == "d3net" and state["model_config"]["targets"] == ["vocals"]
+    assert main(["convert", str(source), "-o", str(tmp_path / "x.pt"), "--model", "umx"]) == 2
+    assert "holds nnabla d3net weights, not umx" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()

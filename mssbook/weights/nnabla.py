@@ -30,7 +30,11 @@ def convert(source: str | Path, model: str | None = None, targets=None):
     probe = source if source.is_file() else next(iter(sorted(source.rglob("*.h5"))), None)
     if probe is None:
         raise ConversionError(f"{source} holds no nnabla .h5 parameter file.")
-    family = model or family_of(read_h5(probe))
+    found = family_of(read_h5(probe))
+    if model is not None and model != found:
+        raise ConversionError(f"{probe} holds nnabla {found} weights, not {model}: pass --model {found} "
+                              "(mssbook.pretrained finds the family by itself).")
+    family = found
     if family == "d3net":
         from .nnabla_d3net import convert_d3net
 
