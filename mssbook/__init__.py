@@ -31,13 +31,28 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+# Submodules reachable as attributes (``import mssbook; mssbook.models.create(...)``), imported on
+# first use like the names above.
+_SUBMODULES = (
+    "architecture", "checkpoints", "cli", "comparison", "data", "demo", "doctor", "evaluation", "exercises",
+    "hub", "metrics", "models", "notebook", "oracles", "paths", "plots", "runs", "runtime", "separation",
+    "signal", "sisec", "training", "utils", "weights", "widgets",
+)
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'mssbook' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 __all__ = [

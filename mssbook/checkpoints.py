@@ -57,9 +57,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise MSSBookError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}).") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise MSSBookError(
-            f"{path} is not an mssbook checkpoint (no '{FORMAT}' marker). Official Open-Unmix weights "
-            "load with mssbook.pretrained(...)."
+            f"{path} is not an mssbook checkpoint (no '{FORMAT}' marker). Official weights load with "
+            "mssbook.pretrained(...) or convert with `mssbook convert`."
         )
+    weights = state.get("model_state")
+    if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
+        raise MSSBookError(f"{path} is damaged: its model weights are missing or unreadable. Use another copy "
+                           "(a run keeps best.pt and last.pt) or train again.")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise MSSBookError(f"{path} is damaged: {len(bad)} weight tensor(s) hold NaN or infinite values "
+                           f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}). Use another copy (a run keeps "
+                           "best.pt and last.pt) or train again.")
     return state
 
 

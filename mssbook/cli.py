@@ -156,7 +156,12 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import models
+    from .training import TrainConfig
+    from .utils import seed_everything
 
+    # seed before anything random happens (the model's initial weights first), so that two runs
+    # with the same --seed give the same weights and history
+    seed_everything(args.seed if args.seed is not None else TrainConfig.seed)
     if args.resume not in ("auto", "never"):
         return _train_from_checkpoint(args)
     entry = models.entry(args.model)

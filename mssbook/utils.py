@@ -20,6 +20,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
 
     A crash or an exception leaves the user's existing file untouched and no half-written file
     behind. Without ``overwrite`` an existing file is an error, checked before any work is done.
+    The file gets the permissions the umask gives any new file (not the temporary file's 0600).
     The temporary name keeps the suffix so that writers choosing a format by extension work.
     """
     path = Path(path)
@@ -34,10 +35,19 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp creates 0600: give the file the mode any new file gets (the umask's)
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def as_channels_first(audio) -> np.ndarray:

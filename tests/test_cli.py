@@ -95,3 +95,59 @@ def test_the_unet_seed_arguments_train_with_real_booleans(tmp_path, capsys):
     assert main(["train", "--model", "tfc_tdf_net", "--toy", "--n_fft", "512", "--hop_length", "256",
                  "--num_frame", "32"]) == 2  # a window shorter than its trimmed edges: one clear line
     assert "raise num_frame (at least 42)" in capsys.readouterr().err
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path):
+    """--seed seeds everything before the model is built: equal weights and losses, run after run."""
+    def run(name, seed):
+        out = tmp_path / name
+        assert main(["train", "--model", "umx", "--preset", "tutorial", "--toy", "--epochs", "1", "--batch-size", "2",
+                     "--samples-per-track", "1", "--seq-dur", "1.0", "--hidden-size", "8", "--nb-layers", "1",
+                     "--valid-max-duration", "1", "--seed", str(seed), "--output", str(out), "--quiet"]) == 0
+        state = read_checkpoint(out / "last.pt")
+        history = json.loads((out / "history.json").read_text())["epochs"]
+        losses = [(h["train_loss"], h.get("valid_loss")) for h in history]
+        return state["model_state"], losses
+
+    first, second, other = run("a", 7), run("b", 7), run("c", 8)
+    assert first[1] == second[1]
+    assert all(torch.equal(first[0][k], second[0][k]) for k in first[0])
+    assert not all(torch.equal(first[0][k], other[0][k]) for k in first[0])
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    import os
+
+    from mssbook.utils import atomic_path
+
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "x.txt") as tmp:
+            tmp.write_text("hello")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_import_mssbook_reaches_the_submodules_the_readme_uses():
+    import subprocess
+    import sys
+
+    code = ("import mssbook; m = mssbook.models.create('umx', preset='tutorial', target='vocals'); "
+            "print(type(m).__name__, callable(mssbook.checkpoints.load_model), callable(mssbook.metrics.bss_eval), "
+            "'models' in dir(mssbook))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["UMX", "True", "True", "True"]
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_by_name(tmp_path):
+    from mssbook import models
+    from mssbook.checkpoints import load_model, save_checkpoint
+    from mssbook.errors import MSSBookError
+
+    model = models.create("umx", preset="tutorial", target="vocals", hidden_size=8, nb_layers=1)
+    with torch.no_grad():
+        model.target_models["vocals"].fc1.weight[0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    with pytest.raises(MSSBookError, match=r"best.pt is damaged: 1 weight tensor\(s\) hold NaN.*fc1.weight"):
+        load_model(path)
