@@ -7,7 +7,9 @@
 #   2. a virtual environment in .venv (python3 -m venv; on Debian/Ubuntu python3-venv is
 #      installed with apt-get when venv is missing).
 #   3. a torch/torchaudio pair that loads together (on PyPI torchaudio 2.11 loads only with torch
-#      2.11), unless the environment already has a working pair.
+#      2.11), unless the environment already has a working pair: on Linux without an NVIDIA GPU
+#      PyTorch's CPU-only wheels first, PyPI's (CUDA) pair when that index does not answer
+#      (scripts/install_torch.sh).
 #   4. mssbook itself, editable, with its extras.
 #   5. only with the `browser` extra (scripts/test.sh asks for it, scripts/demo.sh does not):
 #      Debian's chromium and chromium-driver with apt-get, for the end-to-end widget test
@@ -17,7 +19,8 @@
 # Settings (environment variables):
 #   MSSBOOK_VENV     where the virtual environment lives (default: <checkout>/.venv)
 #   MSSBOOK_PYTHON   the Python interpreter to build it with (default: newest python3.1x found)
-#   MSSBOOK_TORCH    the pip requirements for torch/torchaudio (default: torch==2.11.0 torchaudio==2.11.0)
+#   MSSBOOK_TORCH    the pip requirements for torch/torchaudio, installed as they are (default: 2.11.0,
+#                    the CPU-only build where there is no NVIDIA GPU; see scripts/install_torch.sh)
 #   MSSBOOK_EXTRAS   mssbook's extras to install (default: torchaudio,notebooks,test; scripts/test.sh
 #                    uses torchaudio,notebooks,test,browser,book, scripts/book.sh
 #                    torchaudio,notebooks,book). Extras add up: a later run with fewer
@@ -120,9 +123,9 @@ fi
 
 pair_loads() { "$VPY" -c 'import torch, torchaudio, torchaudio.functional' >/dev/null 2>&1; }
 if [[ ",$EXTRAS," == *",torchaudio,"* ]] && ! pair_loads; then
-  log "installing a torch/torchaudio pair that loads together: $TORCH_PAIR (a few GB on Linux: CUDA wheels)"
-  # shellcheck disable=SC2086
-  "${PIP[@]}" install $TORCH_PAIR 2> >(grep -v "is ignored: it is neither" >&2) \
+  # CPU-only wheels first on a Linux machine without an NVIDIA GPU, else (or when that index does
+  # not answer) PyPI's pair; MSSBOOK_TORCH overrides both (scripts/install_torch.sh)
+  bash "$ROOT/scripts/install_torch.sh" "$VPY" \
     || die "pip could not install $TORCH_PAIR. Check your network, or set MSSBOOK_TORCH to a pair your platform has."
   pair_loads || die "torch and torchaudio were installed but do not load together; set MSSBOOK_TORCH to a matching pair."
 fi

@@ -130,3 +130,55 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in readme and "bash scripts/demo.sh" in readme
     assert "bash scripts/test.sh" in ci
+
+
+def _run_install_torch(tmp_path, fail_index: bool, **env):
+    """scripts/install_torch.sh with a stand-in pip that records its arguments and, when asked,
+    fails like pip does when an index cannot be reached."""
+    log = tmp_path / "pip-calls.txt"
+    fake = tmp_path / "fakepip"
+    fake.write_text("#!/usr/bin/env bash\n"
+                    f"echo \"$*\" >> {log}\n"
+                    + ("case \"$*\" in *--index-url*) echo 'ERROR: No matching distribution found' >&2; exit 1;; esac\n"
+                       if fail_index else "")
+                    + "exit 0\n")
+    fake.chmod(0o755)
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "install_torch.sh"), sys.executable],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "MSSBOOK_PIP": str(fake), "MSSBOOK_TORCH": "", **env})
+    calls = log.read_text().splitlines() if log.exists() else []
+    return result, calls
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the CPU-only index is tried on Linux")
+def test_install_torch_tries_the_cpu_index_then_falls_back(tmp_path):
+    result, calls = _run_install_torch(tmp_path, fail_index=True, MSSBOOK_GPU="0",
+                                       MSSBOOK_TORCH_CPU_INDEX="http://127.0.0.1:9/")
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 2
+    assert "--index-url http://127.0.0.1:9/" in calls[0] and "torch==2.11.0+cpu torchaudio==2.11.0+cpu" in calls[0]
+    assert "--index-url" not in calls[1] and calls[1].endswith("torch==2.11.0 torchaudio==2.11.0")
+    assert "did not serve torch 2.11.0+cpu" in result.stderr and "Traceback" not in result.stderr
+
+    # the CPU index answers: one call; a GPU: PyPI's pair directly; MSSBOOK_TORCH: exactly that
+    (tmp_path / "ok").mkdir()
+    result, calls = _run_install_torch(tmp_path / "ok", fail_index=False, MSSBOOK_GPU="0")
+    assert result.returncode == 0 and len(calls) == 1 and "+cpu" in calls[0]
+    (tmp_path / "gpu").mkdir()
+    result, calls = _run_install_torch(tmp_path / "gpu", fail_index=True, MSSBOOK_GPU="1")
+    assert result.returncode == 0 and len(calls) == 1 and "--index-url" not in calls[0]
+    (tmp_path / "pinned").mkdir()
+    result, calls = _run_install_torch(tmp_path / "pinned", fail_index=True, MSSBOOK_TORCH="torch==2.10.0 torchaudio==2.10.0")
+    assert result.returncode == 0 and len(calls) == 1 and calls[0].endswith("torch==2.10.0 torchaudio==2.10.0")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the CPU-only index is tried on Linux")
+def test_real_pip_fails_fast_on_an_unreachable_index(tmp_path):
+    """What the fallback relies on: pip gives up at once (non-zero) when the index does not answer."""
+    import time
+
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "-q", "--index-url",
+                             "http://127.0.0.1:9/", "--timeout", "5", "--retries", "0", "torch==2.11.0+cpu"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and time.perf_counter() - start < 60
