@@ -398,9 +398,18 @@ class Trainer:
             self._write(improved)
             if self.bad_epochs >= cfg.patience and epoch >= cfg.min_epochs:
                 break
-            if cfg.time_budget is not None and time.perf_counter() - start >= cfg.time_budget:
+            out_of_time = cfg.time_budget is not None and time.perf_counter() - start >= cfg.time_budget
+            if self._rank0_decides(out_of_time):  # one clock decides, or a rank could wait forever
                 break
         return self.history
+
+    def _rank0_decides(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (under torchrun each rank's own clock could disagree)."""
+        if not self.ctx.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return bool(t.item())
 
     def _write(self, improved: bool) -> None:
         if self.ctx.is_main:
