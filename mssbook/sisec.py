@@ -67,8 +67,15 @@ def _candidates() -> list[Path]:
     if root is not None:
         paths.append(root / "data" / PUBLISHED_SCORES_FILE)
     paths.append(data_dir() / PUBLISHED_SCORES_FILE)
-    # a pip install (e.g. Colab's, from git) puts the table in <prefix>/share/mssbook
+    # a pip install (e.g. Colab's, from git) puts the table in <prefix>/share/mssbook; `pip install
+    # --user` in the user base's share/mssbook
     paths.append(Path(sysconfig.get_path("data")) / "share" / "mssbook" / PUBLISHED_SCORES_FILE)
+    try:
+        user_data = sysconfig.get_path("data", sysconfig.get_preferred_scheme("user"))
+    except (KeyError, AttributeError):  # a Python without a user scheme
+        user_data = None
+    if user_data:
+        paths.append(Path(user_data) / "share" / "mssbook" / PUBLISHED_SCORES_FILE)
     return list(dict.fromkeys(paths))
 
 
@@ -86,7 +93,8 @@ def published_scores_path() -> Path:
     raise MSSBookError(
         f"the table of published scores ({PUBLISHED_SCORES_FILE}) is not here; looked for "
         f"{' and '.join(str(p) for p in candidates)}. It ships in the data/ folder of a checkout of "
-        "the repository: clone it, or copy the file into $MSSBOOK_DATA."
+        "the repository and is installed by pip into <prefix>/share/mssbook: clone the repository, "
+        "reinstall mssbook, or copy the file into $MSSBOOK_DATA."
     )
 
 

@@ -144,3 +144,26 @@ def test_an_installed_copy_is_found_without_a_checkout(tmp_path, monkeypatch):
     (prefix / "share" / "mssbook" / shipped.name).unlink()
     with pytest.raises(MSSBookError, match="published_scores.csv"):
         sisec.published_scores_path()
+
+
+def test_a_user_install_copy_is_found(tmp_path, monkeypatch):
+    """`pip install --user` puts the data files under the user base, not the interpreter's prefix."""
+    import shutil
+    import sysconfig
+
+    shipped = sisec.published_scores_path()
+    user = tmp_path / "userbase"
+    (user / "share" / "mssbook").mkdir(parents=True)
+    shutil.copy(shipped, user / "share" / "mssbook" / shipped.name)
+    monkeypatch.setattr(sisec, "checkout_root", lambda: None)
+    monkeypatch.setattr(sisec, "data_dir", lambda: tmp_path / "empty")
+    user_scheme = sysconfig.get_preferred_scheme("user")
+    real_get_path = sysconfig.get_path
+
+    def get_path(name, scheme=None, *a, **k):
+        if name == "data":
+            return str(user) if scheme == user_scheme else str(tmp_path / "prefix")
+        return real_get_path(name, scheme, *a, **k) if scheme else real_get_path(name, *a, **k)
+
+    monkeypatch.setattr(sysconfig, "get_path", get_path)
+    assert sisec.published_scores_path() == user / "share" / "mssbook" / shipped.name
