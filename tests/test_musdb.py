@@ -119,6 +119,33 @@ def test_incomplete_wav_track(tmp_path):
     assert str(tmp_path / "train" / "A - One") in str(err.value)
 
 
+@pytest.mark.parametrize("content, reason", [(b"", "cannot be read as audio"),
+                                             (b"this is text, not a WAV file", "cannot be read as audio")])
+def test_a_damaged_stem_is_named_before_training(tmp_path, content, reason):
+    write_track(tmp_path / "train" / "A - One")
+    write_track(tmp_path / "train" / "B - Two")
+    (tmp_path / "train" / "B - Two" / "bass.wav").write_bytes(content)
+    with pytest.raises(DatasetError, match=reason) as err:
+        open_musdb(tmp_path)
+    assert str(tmp_path / "train" / "B - Two" / "bass.wav") in str(err.value)
+
+
+def test_a_wav_with_no_samples_is_named(tmp_path):
+    import soundfile as sf
+
+    write_track(tmp_path / "test" / "A - One")
+    sf.write(tmp_path / "test" / "A - One" / "mixture.wav", np.zeros((0, 2), dtype="float32"), 44100)
+    with pytest.raises(DatasetError, match="mixture.wav holds no audio"):
+        open_musdb(tmp_path, subsets="test")
+
+
+def test_a_damaged_stem_file_is_named(tmp_path):
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "A - Broken.stem.mp4").write_bytes(b"not an mp4 at all" * 100)
+    with pytest.raises(DatasetError, match=r"A - Broken.stem.mp4 cannot be read"):
+        open_musdb(tmp_path, subsets="test", is_wav=False)
+
+
 def test_autodetect_wav_and_ignore_junk(wav_root):
     db = open_musdb(wav_root)  # is_wav=None
     assert db.is_wav and db.mssbook_format == "wav"

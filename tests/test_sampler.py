@@ -487,3 +487,16 @@ def test_sample_rate_resamples_every_excerpt(root, db):
     assert twice.describe_item(1)[0]["fragment"] in ((0, 2250), (3500, 6000))
     with pytest.raises(ValueError, match="sample_rate"):
         MUSDBTrainSet(db, sample_rate=-16000)
+
+
+def test_a_file_damaged_mid_training_is_skipped_with_its_name(tmp_path):
+    write_tree(tmp_path)
+    data = MUSDBTrainSet(open_musdb(tmp_path, split=None), "vocals", seq_dur=SEQ, samples_per_track=1,
+                         random_track_mix=False)
+    first = data.describe_item(0)[0]
+    broken = tmp_path / "train" / data.track_names[first["track"]] / "drums.wav"
+    broken.write_bytes(b"damaged after the dataset was opened")
+    with pytest.warns(UserWarning, match=r"skipping training excerpt 0: .*drums.wav"):
+        x, y = data[0]
+    assert x.shape == y.shape == (2, int(SEQ * SR)) and torch.isfinite(x).all()
+    assert data.describe_item(1)[0]["track"] != first["track"]  # the next excerpt came from another track

@@ -213,6 +213,36 @@ def _read_setup_url(musdb) -> str:
     return cfg["sample-url"]
 
 
+def _probe_wav(path: Path) -> None:
+    """Read ``path``'s header (cheap): a damaged or empty file is named now, not mid-training."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # LibsndfileError, RuntimeError: not audio, truncated header, ...
+        reason = str(exc).split(": ", 1)[-1] or type(exc).__name__
+        raise DatasetError(f"{path} cannot be read as audio ({reason}): the file is damaged or not a WAV. "
+                           "Replace it (e.g. from the dataset archive), or move its track folder out of the tree.") from None
+    if info.frames <= 0:
+        raise DatasetError(f"{path} holds no audio (0 samples). Replace it, or move its track folder out of the tree.")
+
+
+def _first_unreadable_stem(paths) -> tuple[str, str] | None:
+    """The first ``.stem.mp4`` that ffprobe cannot read, with ffprobe's reason (only on errors)."""
+    import subprocess
+
+    for path in paths:
+        try:
+            proc = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=index", "-of", "csv=p=0", path],
+                                  capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0 or not proc.stdout.strip():
+            reason = (proc.stderr.strip().splitlines() or ["no audio streams"])[-1]
+            return path, reason
+    return None
+
+
 def open_musdb(
     root: str | os.PathLike | None = None,
     subsets: str | Iterable[str] | None = "train",
@@ -341,6 +371,8 @@ def open_musdb(
                         f"needs {mixture_file} and {', '.join(source_files.values())}. Complete or "
                         "remove it (or list fewer sources in the root's own mus.yaml)."
                     )
+                for file in [mixture_file, *source_files.values()]:
+                    _probe_wav(folder / name / file)
                 expected.add(os.path.normpath(str(folder / name / mixture_file)))
         else:
             for name in scan["stems"]:
@@ -358,6 +390,10 @@ def open_musdb(
             sample_rate=sample_rate,
         )
     except Exception as exc:  # ffprobe on a corrupt file, unreadable folder, ...
+        bad = None if is_wav else _first_unreadable_stem(sorted(expected))
+        if bad is not None:
+            raise DatasetError(f"{bad[0]} cannot be read ({bad[1]}): the file is damaged or not a MUSDB18 "
+                               "stem file. Replace it, or move it out of the tree.") from None
         raise DatasetError(f"musdb could not open {root}: {type(exc).__name__}: {exc}") from exc
 
     kept, seen = [], set()

@@ -57,6 +57,7 @@ process (plus one ffprobe) per source and decode each file from its beginning up
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -64,7 +65,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError
+from ..errors import AudioFileError, DatasetError
 from ..signal.resample import resample
 from .sad import read_fragments
 
@@ -646,6 +647,17 @@ class MUSDBTrainSet(_MUSDBBase):
         return plan
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The excerpt ``index``; one whose file cannot be read (damaged or removed since the dataset
+        was opened) is skipped with a warning naming the file, and the next one is returned."""
+        for attempt in range(len(self)):
+            try:
+                return self._item((index + attempt) % len(self))
+            except (sf.LibsndfileError, AudioFileError, OSError) as exc:
+                warnings.warn(f"skipping training excerpt {(index + attempt) % len(self)}: {exc}. "
+                              "Replace the damaged file (or remove its track) and train again.", stacklevel=2)
+        raise DatasetError("no training excerpt could be read: every file failed (see the warnings above).")
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         plan = self.describe_item(index)
         raw = self._read([(p["source"], p["track"], p["offset"]) for p in plan], self.read_len)  # [(C, L')] * S
         stems = {}
