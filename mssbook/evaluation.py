@@ -55,6 +55,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import checks
 from .errors import MSSBookError
 from .separation import (
     DEFAULT_OVERLAP,
@@ -639,7 +640,7 @@ def evaluate_dataset(
         settings["metrics"] = list(metrics)
     settings = json.loads(json.dumps(settings, default=str))
     start_time = time.perf_counter()
-    output_dir = Path(output_dir).expanduser()
+    output_dir = checks.output_dir(output_dir)  # writable, checked before any separation or scoring
     db = open_musdb(root, subsets=subset, split=split, is_wav=is_wav)
     selected = _select_tracks(db.tracks, tracks)
 
