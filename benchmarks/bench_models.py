@@ -1,23 +1,42 @@
-"""What each architecture costs: separation time per second of audio and time per training step.
+"""What each architecture costs: separation time, achieved GFLOP/s against the machine's, peak memory, training step.
 
 For each model (a registered name and preset, random weights: speed does not depend on what the
-weights learned), the shared separator ``mssbook.separation.separate`` runs on ``--seconds`` of
-stereo 44.1 kHz noise (one pass, no segments), best of ``--repeats``; then one optimiser step of
-the model's own loss on a batch of training excerpts of the length the model trains on. The
-Wavenet is timed at its trained target field and at 10× that target field (the seed's speed-up,
-``target_field_length``), which changes the windows but not the result.
+weights learned), a **fresh process** runs the shared separator ``mssbook.separation.separate`` on
+``--seconds`` of stereo 44.1 kHz noise (one pass, no segments), then one Adam step of the model's
+own loss on ``--batch-size`` training excerpts of the length the model trains on. Per model:
+
+* separation seconds and seconds per second of audio (below 1: faster than real time);
+* the floating-point operations of that separation, counted in the same run by
+  ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products) plus the LSTMs'
+  matrix products from their shapes (the counter does not see inside ``nn.LSTM``), and the
+  achieved GFLOP/s;
+* **the reference, measured in the same run** (in the model's process just before its
+  separation, same threads, float32, so under the same load): the machine's throughput for a
+  large matrix product (2048³) and a large 3×3 convolution (64 → 64 channels, 256×256): each
+  model's GFLOP/s as a percentage of both;
+* peak resident memory of the separation (VmHWM of the fresh process, MiB) against ``--limit-gb``
+  (4 GB), then of the whole run including the training step.
+
+The Wavenet is timed at 10× its trained target field (``target_field_length``), which changes
+the windows but not the result; ``--models wavenet_tf1601`` times its trained target field (1601
+samples: windows of 9791 samples keep 1601, about 6 minutes for 30 s). The training step is one step (the first, so it includes
+allocator warm-up); BSRNN's paper preset trains with activation checkpointing (its default).
 
     python benchmarks/bench_models.py                                  # all families, paper presets, 30 s
-    python benchmarks/bench_models.py --models wavenet --seconds 30
+    python benchmarks/bench_models.py --models d3net bsrnn --no-train
     python benchmarks/bench_models.py --preset tutorial --device cuda  # on a GPU
 
-Prints one line per model: parameters, separation seconds, seconds per second of audio (the
-real-time factor: below 1 is faster than real time), training step seconds.
+At its defaults it finishes in about 8 minutes on 2 CPU cores (under 10; measured for issue 16:
+most of it the Wavenet, BSRNN and D3Net separations) and prints the load average beside each row. The families' own sizes: UMX and D3Net separate the vocals (one network), X-UMX all four
+targets (one network), TFC-TDF-U-Net its "large" preset for the paper row (vocals).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +50,7 @@ if str(ROOT) not in sys.path:
 
 SR = 44100
 
-#: (registry name, target or mode, separation options) per benchmark row
+#: (registry name, target, separation options) per benchmark row
 ROWS = {
     "umx": [("umx", "vocals", {})],
     "xumx": [("xumx", None, {})],
@@ -39,29 +58,66 @@ ROWS = {
     "tfc_tdf_net": [("tfc_tdf_net", "vocals", {})],
     "tdc_net": [("tdc_net", "vocals", {})],
     "bsrnn": [("bsrnn", "vocals", {})],
-    "wavenet": [("wavenet", "multi-instrument", {}), ("wavenet", "multi-instrument", {"target_field_length": "10x"})],
+    "wavenet": [("wavenet", "multi-instrument", {"target_field_length": "10x"})],
+    # the trained target field: 2.4x the work of 10x (windows mostly receptive field), about 6 minutes
+    "wavenet_tf1601": [("wavenet", "multi-instrument", {})],
 }
+#: rows run by default: every family once (the Wavenet at 10x its target field)
+DEFAULT_MODELS = [key for key in ROWS if key != "wavenet_tf1601"]
+#: the paper-size preset of a family where it is not called "paper"
+PAPER_PRESETS = {"tfc_tdf_net": "large"}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM), MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine_throughput(device: str) -> dict[str, float]:
+    """GFLOP/s of a 2048³ float32 matrix product and a 64 → 64 channel 3×3 conv on 256×256, best of 3."""
+    def best(fn, flops: float) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return flops / min(times) / 1e9
+
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
+    x = torch.randn(1, 64, 256, 256, device=device)
+    with torch.inference_mode():
+        return {"matmul": best(lambda: a @ b, 2 * 2048**3),
+                "conv": best(lambda: conv(x), 2 * 64 * 64 * 9 * 256 * 256)}
+
+
+def lstm_flops(module: torch.nn.LSTM, inputs, output) -> int:
+    """Multiply-adds ×2 of an ``nn.LSTM`` call from its shapes (input and recurrent matrix products)."""
+    x = inputs[0]
+    steps = x.shape[1] if module.batch_first else x.shape[0]
+    batch = x.numel() // (steps * x.shape[-1])
+    directions = 2 if module.bidirectional else 1
+    total, width = 0, module.input_size
+    for _ in range(module.num_layers):
+        total += 2 * batch * steps * directions * 4 * module.hidden_size * (width + module.hidden_size)
+        width = directions * module.hidden_size
+    return total
 
 
 def build(name: str, preset: str, target):
     from mssbook import models
 
     torch.manual_seed(0)
-    model = models.create(name, preset=preset if preset in models.presets(name) else "seed", target=target)
-    return model
-
-
-def time_separation(model, audio: np.ndarray, device: str, repeats: int, options: dict) -> float:
-    from mssbook.separation import separate
-
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        separate(audio, SR, model, device=device, segment=audio.shape[-1] / SR + 1, **options)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+    if preset == "paper":
+        preset = PAPER_PRESETS.get(name, preset)
+    return models.create(name, preset=preset if preset in models.presets(name) else "seed", target=target)
 
 
 def time_training_step(model, name: str, device: str, batch_size: int) -> tuple[float, float]:
@@ -75,54 +131,116 @@ def time_training_step(model, name: str, device: str, batch_size: int) -> tuple[
     references = 0.1 * torch.randn(batch_size, len(model.targets), model.nb_channels, length, device=device)
     model.train().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    times = []
-    for _ in range(2):  # the first step warms up allocators and kernels
+    start = time.perf_counter()
+    optimizer.zero_grad()
+    loss, _ = model.loss(mixture, references)
+    loss.backward()
+    optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    model.eval()
+    return time.perf_counter() - start, seconds
+
+
+def child(spec: dict) -> dict:
+    """One row, in this fresh process: separation (timed and counted), then the training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mssbook.separation import separate
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    device = spec["device"]
+    model = build(spec["name"], spec["preset"], spec["target"]).to(device).eval()
+    options = dict(spec["options"])
+    row = {"parameters": model.num_parameters(), "reference": machine_throughput(device)}
+    if options.get("target_field_length") == "10x":
+        options["target_field_length"] = 10 * model.target_field_length
+    if spec["name"] == "wavenet":
+        row["target_field"] = options.get("target_field_length", model.target_field_length)
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, int(spec["seconds"] * SR)))).astype(np.float32)
+    extra = []  # LSTM FLOPs, which FlopCounterMode does not see
+    hooks = [m.register_forward_hook(lambda m, i, o: extra.append(lstm_flops(m, i, o)))
+             for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         start = time.perf_counter()
-        optimizer.zero_grad()
-        loss, _ = model.loss(mixture, references)
-        loss.backward()
-        optimizer.step()
+        separate(audio, SR, model, device=device, segment=audio.shape[-1] / SR + 1, **options)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    model.eval()
-    return times[-1], seconds
+        row["separate_s"] = time.perf_counter() - start
+    for hook in hooks:
+        hook.remove()
+    row["gflop"] = (counter.get_total_flops() + sum(extra)) / 1e9
+    row["separate_peak_mib"] = peak_rss_mib()
+    if spec["train"]:
+        row["train_s"], row["excerpt_s"] = time_training_step(model, spec["name"], device, spec["batch_size"])
+        row["train_peak_mib"] = peak_rss_mib()
+    return row
+
+
+def run_row(spec: dict) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          cwd=ROOT)
+    if done.returncode:
+        reason = "killed (out of memory?)" if done.returncode < 0 else f"exit {done.returncode}"
+        return {"error": f"{reason}: {done.stderr.strip()[-200:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--preset", default="paper", help="preset of every model (seed where a model has no paper)")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(ROWS))
+    parser.add_argument("--preset", default="paper",
+                        help="preset of every model (tfc_tdf_net: 'large' for paper; seed where a model has neither)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the separated input")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4, help="training step batch")
+    parser.add_argument("--batch-size", type=int, default=1, help="training step batch")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--limit-gb", type=float, default=4.0, help="peak RSS goal of a separation")
     parser.add_argument("--no-train", action="store_true", help="time separation only")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    audio = (0.1 * np.random.default_rng(0).standard_normal((2, int(args.seconds * SR)))).astype(np.float32)
-    print(f"device {args.device}, {torch.get_num_threads()} threads, {args.seconds:g} s stereo 44.1 kHz input")
-    print(f"{'model':<38}{'parameters':>12}{'separate s':>12}{'s per s':>9}{'train step s':>14}  batch")
+    start = time.perf_counter()
+    print(f"device {args.device}, {torch.get_num_threads()} threads, {args.seconds:g} s stereo 44.1 kHz input; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("reference, per row in the model's process just before it separates: GFLOP/s of a 2048^3 matmul (mm) "
+          "and of a 3x3 64->64 conv on 256x256 (conv), float32")
+    header = (f"{'model':<34}{'params':>11}{'sep s':>8}{'s/s':>7}{'GFLOP':>8}{'GFLOP/s':>8}{'conv':>6}{'mm':>5}"
+              f"{'%conv':>6}{'%mm':>5}"
+              f"{'peak MiB':>9}{'<=':>3}{args.limit_gb:g}G{'train s':>9}{'peak MiB':>9}  batch   load")
+    print(header)
     for key in args.models:
         for name, target, options in ROWS[key]:
-            model = build(name, args.preset, target).to(args.device).eval()
-            options = dict(options)
+            spec = dict(name=name, preset=args.preset, target=target, options=options, seconds=args.seconds,
+                        device=args.device, threads=args.threads, batch_size=args.batch_size,
+                        train=not args.no_train and not options)  # one training row per model
             label = f"{name} ({target or 'all'})"
-            if options.get("target_field_length") == "10x":
-                options["target_field_length"] = 10 * model.target_field_length
-                label += f" tf {options['target_field_length']}"
-            elif name == "wavenet":
-                label += f" tf {model.target_field_length}"
-            with torch.inference_mode():
-                seconds = time_separation(model, audio, args.device, args.repeats, options)
-            training = ""
-            if not args.no_train and not options:  # one training row per model, not per option
-                step, excerpt = time_training_step(model, name, args.device, args.batch_size)
-                training = f"{step:>14.2f}  {args.batch_size} x {excerpt:.2f} s"
-            print(f"{label:<38}{model.num_parameters():>12,d}{seconds:>12.2f}{seconds / args.seconds:>9.3f}{training}")
-            del model
+            row = run_row(spec)
+            if "error" in row:
+                print(f"{label:<34}{row['error']}")
+                continue
+            if "target_field" in row:
+                label += f" tf {row['target_field']}"
+            rate, peak = row["gflop"] / row["separate_s"], row["reference"]
+            fits = "yes" if row["separate_peak_mib"] <= args.limit_gb * 1024 else "NO"
+            line = (f"{label:<34}{row['parameters']:>11,d}{row['separate_s']:>8.1f}"
+                    f"{row['separate_s'] / args.seconds:>7.3f}{row['gflop']:>8.0f}{rate:>8.1f}"
+                    f"{peak['conv']:>6.0f}{peak['matmul']:>5.0f}"
+                    f"{100 * rate / peak['conv']:>6.0f}{100 * rate / peak['matmul']:>5.0f}"
+                    f"{row['separate_peak_mib']:>9.0f}{fits:>6}")
+            if "train_s" in row:
+                line += f"{row['train_s']:>9.1f}{row['train_peak_mib']:>9.0f}  {args.batch_size}x{row['excerpt_s']:.1f}s"
+            else:
+                line += " " * 26
+            print(f"{line}  {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"total {time.perf_counter() - start:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(timings stretch when other work shares the machine; the percentages compare each model with the "
+          "reference measured in its own process)")
     return 0
 
 

@@ -349,3 +349,60 @@ def test_trainer_epochs_with_clipping_and_the_step_schedule(tmp_path):
     x = noise(1, 2, SR // 2, seed=4)
     with torch.no_grad():
         assert torch.allclose(rebuilt.separate(x), model.eval().separate(x), atol=1e-6)
+
+
+# --- activation checkpointing (issue 16) ------------------------------------------------------------
+def _saved_bytes(model, mixture, references) -> int:
+    """Bytes of the (distinct) non-parameter storages autograd keeps for the backward of the loss."""
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss, _ = model.loss(mixture, references)
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(size for ptr, size in storages.items() if ptr not in parameters)
+
+
+def test_checkpointing_gives_the_same_gradients_and_keeps_far_less():
+    mixture, references = noise(2, 2, SR // 2), noise(2, 1, 2, SR // 2, seed=1)
+    grads, losses = {}, {}
+    for flag in (False, True):
+        model = tiny_bsrnn(num_repeat=2, checkpointing=flag).train()
+        assert all(block.checkpointing == flag for block in model.target_models["vocals"].blocks)
+        loss, _ = model.loss(mixture, references)
+        loss.backward()
+        losses[flag] = loss.item()
+        grads[flag] = {name: p.grad.clone() for name, p in model.named_parameters()}
+    assert losses[True] == losses[False]
+    for name, grad in grads[False].items():
+        assert torch.allclose(grads[True][name], grad, rtol=1e-5, atol=1e-7), name
+    # what is kept for the backward pass: the BLSTMs' and mask MLPs' inputs only
+    kept = {flag: _saved_bytes(tiny_bsrnn(num_repeat=2, checkpointing=flag).train(), mixture, references)
+            for flag in (False, True)}
+    assert kept[True] < kept[False] / 4, kept
+
+
+def test_checkpointing_is_a_setting_of_the_paper_preset_only():
+    assert models.create("bsrnn", preset="tutorial", target="vocals").target_models["vocals"].blocks[0].checkpointing \
+        is False
+    with torch.device("meta"):
+        paper = models.create("bsrnn", preset="paper", target="vocals", num_repeat=1)
+    net = paper.target_models["vocals"]
+    assert net.blocks[0].checkpointing and net.mask_estimation.checkpointing
+    assert paper.config["checkpointing"] is True
+    # no weights of its own: the state dict is the same with it off
+    with torch.device("meta"):
+        plain = models.create("bsrnn", preset="paper", target="vocals", num_repeat=1, checkpointing=False)
+    assert list(plain.state_dict()) == list(paper.state_dict())
+
+
+def test_checkpointing_changes_nothing_at_inference():
+    x = noise(1, 2, SR // 2, seed=5)
+    with torch.no_grad():
+        a = tiny_bsrnn(checkpointing=True).eval().separate(x)
+        b = tiny_bsrnn(checkpointing=False).eval().separate(x)
+    assert torch.equal(a, b)

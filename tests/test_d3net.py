@@ -5,10 +5,12 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from helpers import ToneDataset, fit_tiny_batch  # tests/helpers.py
 
 import mssbook.models.d3net  # noqa: F401  (registers "d3net")
+import mssbook.separation
 from mssbook import models
 from mssbook.models.d3net import D3Block, D3NetNetwork, MultidilatedD2Block, network_config
 
@@ -132,8 +134,7 @@ def test_multidilated_d2_block_structure_and_shared_batchnorms():
     seen = []
     hooks = [u.norm.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape))) for u in block.layers]
     x = torch.randn(2, c_in, 24, 20)
-    with torch.no_grad():
-        out = block(x)
+    out = block(x).detach()  # with autograd on: the plain path, which runs every BN module
     for h in hooks:
         h.remove()
     assert seen == [(2, c_in, 24, 20)] + [(2, g, 24, 20)] * (L - 1)  # each BN runs once, on one chunk
@@ -236,7 +237,7 @@ def test_separate_shapes_through_patches_channel_swap_and_wiener():
 
     model = tiny_d3net(targets=("vocals", "bass")).eval()
     assert model.separation_options() == {"niter": 1, "residual": False, "wiener_win_len": 0, "channel_swap": True,
-                                         "runtime": "torch"}
+                                         "patch_overlap": True, "runtime": "torch"}
     audio = 0.3 * torch.randn(2, 2, SR, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         out = model.separate(audio)
@@ -289,3 +290,94 @@ def test_bandwidth_option_sets_the_processed_bins():
     assert args.bandwidth == 16000
     with pytest.raises(ValueError, match="fewer than 16 bins"):
         models.create("d3net", preset="tutorial", target="vocals", bandwidth=100)
+
+
+# --- the eval-only fused path and the laptop mode (issue 16) ----------------------------------------
+def _random_statistics(module, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=generator))
+                m.weight.copy_(torch.randn(n, generator=generator))  # negative scales too
+                m.bias.copy_(torch.randn(n, generator=generator))
+
+
+def test_fused_inference_equals_the_plain_path_and_keeps_the_state_dict():
+    model = tiny_d3net(targets=("vocals",)).eval()
+    net = model.target_models["vocals"]
+    _random_statistics(net)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 2, 129, 64, generator=torch.Generator().manual_seed(1))
+    plain = net(x).detach()  # autograd on: the plain path, every BN module runs
+    calls = []
+    hooks = [m.register_forward_hook(lambda *a: calls.append(1)) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for channels_last in (True, False):
+        net.channels_last = channels_last
+        calls.clear()
+        with torch.no_grad():
+            fused = net(x)
+        assert torch.allclose(fused, plain, rtol=1e-5, atol=1e-5 * plain.abs().max().item()), channels_last
+        n_norms = sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+        assert len(calls) < n_norms * 0.7  # the BNs inside the D2 blocks were folded away
+    for h in hooks:
+        h.remove()
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with torch.no_grad():  # training mode (batch statistics) keeps the plain path
+        net.train()
+        assert torch.allclose(net(x), net(x).detach())
+
+
+def test_folded_weights_are_the_batchnorms_moved_into_the_producing_convs():
+    torch.manual_seed(0)
+    block = MultidilatedD2Block(5, 3, 4).eval()
+    _random_statistics(block, seed=2)
+    x = torch.randn(2, 5, 24, 20)
+    reference = block(x).detach()
+    with torch.no_grad():
+        assert torch.allclose(block(x), reference, atol=1e-5)
+        folded = block.folded_weights()
+        scale, shift = block.layers[1].folded_norm()  # BN_1, read by layers[1]
+        conv = block.layers[0].conv
+        raw = conv(torch.relu(block.layers[0].norm(x)))[:, :3]  # x_1 before its BN
+        moved = F.conv2d(torch.relu(block.layers[0].norm(x)), folded[0][0], folded[0][1], padding=1)[:, :3]
+        assert torch.allclose(moved, raw * scale[:, None, None] + shift[:, None, None], atol=1e-5)
+        assert torch.equal(folded[-1][0][-3:], block.layers[-1].conv.weight[-3:])  # x_L's rows: unchanged
+    d3 = D3Block(4, 3, 2, 3).eval()
+    _random_statistics(d3, seed=3)
+    y = torch.randn(1, 4, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(d3(y), d3(y).detach(), atol=0)  # deterministic
+    assert torch.allclose(torch.no_grad()(d3)(y), d3(y).detach(), atol=1e-5)
+
+
+class CountCalls(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += x.shape[0]
+        return x
+
+
+def test_laptop_options_quarter_the_network_calls_and_keep_the_identity():
+    from mssbook.models.d3net import LAPTOP_OPTIONS
+
+    assert LAPTOP_OPTIONS == {"channel_swap": False, "patch_overlap": False}
+    model = tiny_d3net()
+    x = torch.rand(1, 2, 129, 300)
+    counts = {}
+    for name, options in {"official": {}, "laptop": LAPTOP_OPTIONS}.items():
+        model.target_models["vocals"] = counter = CountCalls()
+        out = model.estimate(x, "vocals", **options)
+        assert torch.allclose(out, x, atol=1e-6)  # every frame covered, averaged back to the input
+        counts[name] = counter.calls
+    assert counts == {"official": 40, "laptop": 10}  # 300 frames: 20 half-overlapping patches × 2 (swap); 10
+    assert tiny_d3net(patch_overlap=False).separation_options()["patch_overlap"] is False
+    audio = 0.3 * torch.randn(1, 2, SR, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # through the shared separator, whose own `overlap` is the segments'
+        stems = mssbook.separation.separate(audio[0].numpy(), SR, model=tiny_d3net().eval(), **LAPTOP_OPTIONS)
+    assert stems["vocals"].shape == (2, SR)

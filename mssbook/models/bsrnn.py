@@ -44,6 +44,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from ..signal.transforms import ISTFT, STFT
 from . import Option, register
@@ -56,6 +57,18 @@ EPS = torch.finfo(torch.float32).eps
 def _record(trace: dict | None, name: str, value: torch.Tensor) -> None:
     if trace is not None:
         trace[name] = value
+
+
+def _run(module: nn.Module, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
+    """``module(x)``, under activation checkpointing when asked and autograd records a graph.
+
+    Checkpointed, the forward keeps only ``x`` for the backward pass and runs ``module`` again
+    there to rebuild what its backward needs: the same operations on the same input, so the same
+    gradients, for about one more forward pass of compute.
+    """
+    if checkpointing and torch.is_grad_enabled():
+        return _checkpoint(module, x, use_reentrant=False)
+    return module(x)
 
 
 # --- band-split schemes (spec §4.2) ------------------------------------------------------------
@@ -163,18 +176,20 @@ class ResidualBLSTM(nn.Module):
 
 class BandSequenceBlock(nn.Module):
     """One band and sequence modelling layer (paper Fig. 1b): a residual BLSTM across time for
-    each band, then one across the bands of each frame."""
+    each band, then one across the bands of each frame. ``checkpointing``: each residual BLSTM
+    keeps only its input for the backward pass (see :class:`BandSplitRNN`)."""
 
-    def __init__(self, feature_dim: int) -> None:
+    def __init__(self, feature_dim: int, checkpointing: bool = False) -> None:
         super().__init__()
+        self.checkpointing = bool(checkpointing)
         self.time_rnn = ResidualBLSTM(feature_dim)
         self.band_rnn = ResidualBLSTM(feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B', K, N, T) → (B', K, N, T)
         batch, bands, dim, frames = x.shape
-        x = self.time_rnn(x.reshape(batch * bands, dim, frames))  # every band's sequence over time
+        x = _run(self.time_rnn, x.reshape(batch * bands, dim, frames), self.checkpointing)  # each band over time
         x = x.reshape(batch, bands, dim, frames).permute(0, 3, 2, 1)  # (B', T, N, K)
-        x = self.band_rnn(x.reshape(batch * frames, dim, bands))  # every frame's sequence over bands
+        x = _run(self.band_rnn, x.reshape(batch * frames, dim, bands), self.checkpointing)  # each frame over bands
         return x.reshape(batch, frames, dim, bands).permute(0, 3, 2, 1)  # (B', K, N, T)
 
 
@@ -190,8 +205,10 @@ class MaskEstimation(nn.Module):
     Returns the mask as real ``(B', 2 [Re, Im], F, T)``; :class:`BandSplitRNN` makes it complex.
     """
 
-    def __init__(self, widths: Sequence[int], feature_dim: int, hidden_layers: int = 2, hidden_factor: int = 4):
+    def __init__(self, widths: Sequence[int], feature_dim: int, hidden_layers: int = 2, hidden_factor: int = 4,
+                 checkpointing: bool = False):
         super().__init__()
+        self.checkpointing = bool(checkpointing)
         if hidden_layers < 1:
             raise ValueError(f"the mask MLP needs at least one hidden layer; got mask_hidden_layers={hidden_layers}")
         self.widths = [int(w) for w in widths]
@@ -208,7 +225,7 @@ class MaskEstimation(nn.Module):
         batch, _, _, frames = x.shape
         masks = []
         for k, (head, width) in enumerate(zip(self.heads, self.widths)):
-            out = head(x[:, k]).reshape(batch, 2, 2, width, frames)  # (B', value/gate, Re/Im, BW_k, T)
+            out = _run(head, x[:, k], self.checkpointing).reshape(batch, 2, 2, width, frames)  # (B', value/gate, Re/Im, BW_k, T)
             masks.append(out[:, 0] * torch.sigmoid(out[:, 1]))  # GLU: (B', 2, BW_k, T)
         return torch.cat(masks, dim=2)  # (B', 2, F, T)
 
@@ -222,12 +239,17 @@ class BandSplitRNN(nn.Module):
         feature_dim: N, the feature size of every band (128 in the paper).
         num_repeat: band and sequence modelling layers (12 in the paper).
         mask_hidden_layers: tanh hidden layers of each band's mask MLP (2: authors' code, 1: paper text).
+        checkpointing: activation checkpointing in training: each residual BLSTM and each band's
+            mask MLP keeps only its input for the backward pass and recomputes the rest there.
+            The gradients are the same; a training step costs about one more forward pass; the
+            activations kept shrink about tenfold (the BLSTMs' gates and states dominate them).
+            No effect without autograd (inference) and no weights of its own.
 
     Works for any number of frames: no layer's size depends on T.
     """
 
     def __init__(self, widths: Sequence[int], feature_dim: int = 128, num_repeat: int = 12,
-                 mask_hidden_layers: int = 2) -> None:
+                 mask_hidden_layers: int = 2, checkpointing: bool = False) -> None:
         super().__init__()
         if feature_dim < 1 or num_repeat < 0:
             raise ValueError(f"need feature_dim >= 1 and num_repeat >= 0; got {feature_dim} and {num_repeat}")
@@ -236,8 +258,8 @@ class BandSplitRNN(nn.Module):
         self.widths = [int(w) for w in widths]
         self.nb_bins = sum(self.widths)
         self.band_split = BandSplit(self.widths, feature_dim)
-        self.blocks = nn.Sequential(*[BandSequenceBlock(feature_dim) for _ in range(num_repeat)])
-        self.mask_estimation = MaskEstimation(self.widths, feature_dim, mask_hidden_layers)
+        self.blocks = nn.Sequential(*[BandSequenceBlock(feature_dim, checkpointing) for _ in range(num_repeat)])
+        self.mask_estimation = MaskEstimation(self.widths, feature_dim, mask_hidden_layers, checkpointing=checkpointing)
 
     def forward(self, spec: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
         """``spec``: complex (B', F, T) → complex mask (B', F, T). ``trace``: a dict for the stages."""
@@ -276,6 +298,8 @@ class BSRNN(SeparationModel):
         feature_dim, num_repeat, mask_hidden_layers: of each :class:`BandSplitRNN`.
         band_scheme: a key of :data:`BAND_SCHEMES` for every target; None: v7 for vocals, other and
             unknown names, "bass" and "drums" for those (:func:`target_band_scheme`).
+        checkpointing: activation checkpointing in training (:class:`BandSplitRNN`); on in the
+            paper preset, whose activations otherwise need about 11 GB per 3 s stereo example.
     """
 
     def __init__(
@@ -289,6 +313,7 @@ class BSRNN(SeparationModel):
         num_repeat: int = 12,
         mask_hidden_layers: int = 2,
         band_scheme: str | None = None,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
         if len(set(self.targets)) != len(self.targets):
@@ -301,7 +326,7 @@ class BSRNN(SeparationModel):
         self.target_models = nn.ModuleDict(
             {
                 t: BandSplitRNN(band_widths(self.band_schemes[t], self.sample_rate, self.n_fft),
-                                feature_dim, num_repeat, mask_hidden_layers)
+                                feature_dim, num_repeat, mask_hidden_layers, checkpointing)
                 for t in self.targets
             }
         )
@@ -380,13 +405,17 @@ class BSRNN(SeparationModel):
 # the paper's size (spec §4.3, magronp conf/src_mod/bsrnn-large.yaml: feature_dim 128, num_repeat 12,
 # hidden 2N per direction, mask MLP 4N with two hidden layers): 36,417,160 parameters for vocals
 # and other (v7), 32,797,192 for bass, 41,024,392 for drums (spec §4.5)
+# Activation checkpointing is on at this size: without it one 3 s stereo example keeps about 11 GB of
+# activations for the backward pass (BLSTM gates and states), so the recipe's batch fits no laptop and
+# few GPUs; with it a batch of 4 × 3 s trains within 8 GB on a CPU for about one more forward pass
+# (benchmarks/bench_bsrnn_memory.py measures both).
 PAPER = dict(sample_rate=44100, nb_channels=2, n_fft=2048, n_hop=512, feature_dim=128, num_repeat=12,
-             mask_hidden_layers=2, band_scheme=None)
+             mask_hidden_layers=2, band_scheme=None, checkpointing=True)
 # CPU-sized: the paper's front end, per-target band schemes (v7: 41 bands) and two-hidden-layer mask
 # MLPs, with N = 16 and two band-sequence layers: 576,024 parameters for vocals (1.6 % of the paper's).
 # The BLSTMs take two thirds of the time: about 2 s per training step of 4 × 3 s stereo excerpts on one
 # CPU thread (N = 32 takes about 3 s)
-TUTORIAL = dict(PAPER, feature_dim=16, num_repeat=2)
+TUTORIAL = dict(PAPER, feature_dim=16, num_repeat=2, checkpointing=False)
 
 
 @register(

@@ -36,6 +36,20 @@ The picture, from the inside out (paper Fig. 2 and 4; the names are this file's 
 trains it with an MSE on magnitudes of the first 256 frames of a centred STFT (spec §3.4), and
 separates in patches of 256 frames with hop 128 (bass 384/192), overlap-added, averaged with the
 channel-swapped prediction, then a one-shot multichannel Wiener filter (spec §3.4, "Inference").
+
+Inference speed (issue 16). One 256-frame patch of the paper's vocals network is about 240 GFLOP
+(``torch.utils.flop_counter``), almost all of it 3×3 convolutions with 2-22 input channels on
+(256, 1600) maps, so the cost is compute plus the memory traffic of the thin layers. In eval mode
+without autograd the blocks take a fused path with the same outputs (float32 rounding; the state
+dict is untouched): each D2 block folds the BatchNorms of x_1 … x_{L−1} into the convolutions that
+produce them (:meth:`MultidilatedD2Block.folded_weights`), the dense connections accumulate in place
+in one buffer per block instead of a new tensor per addition, ReLUs run in place, and the
+activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
+``D3NetNetwork.channels_last = False`` turns it off). On 2 CPU cores that is 1.6× the plain path
+(about 100 GFLOP/s, roughly 60 % of a large 64-channel convolution's throughput measured in the same
+run; ``benchmarks/bench_models.py``): 2.1 s per second of stereo audio instead of 4.2. Training and
+the ONNX export (traced) use the plain path. :data:`LAPTOP_OPTIONS` trades a little SDR for 4× less
+work.
 """
 
 from __future__ import annotations
@@ -72,6 +86,17 @@ def glorot_normal_(conv: nn.Module) -> None:
 
 
 # --- building blocks (spec §3.2) ------------------------------------------------------------
+def _fast_inference(module: nn.Module) -> bool:
+    """True where ``module`` may take its eval-only fused path (same outputs to float32 rounding).
+
+    That path folds BatchNorms into the convolutions that produce their inputs and accumulates the
+    dense connections in place, so it needs the running statistics (eval mode), no autograd graph
+    (it writes into tensors that a backward pass would need) and no tracer (the ONNX export traces
+    the plain path, which every exporter understands).
+    """
+    return not (module.training or torch.is_grad_enabled() or torch.jit.is_tracing())
+
+
 class BNConv(nn.Module):
     """Pre-activation unit: BN → ReLU → Conv3×3 (dilation d, padding d, with bias)."""
 
@@ -83,7 +108,15 @@ class BNConv(nn.Module):
         glorot_normal_(self.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, T, F) → (B, c_out, T, F)
+        if _fast_inference(self):
+            return self.conv(self.norm(x).relu_())  # the same, without a second activation tensor
         return self.conv(F.relu(self.norm(x)))
+
+    def folded_norm(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode BatchNorm as a per-channel affine map: ``norm(x) = x · scale + shift``."""
+        norm = self.norm
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)  # (c_in,)
+        return scale, norm.bias - norm.running_mean * scale
 
 
 class MultidilatedD2Block(nn.Module):
@@ -109,6 +142,8 @@ class MultidilatedD2Block(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, T, F) → (B, g, T, F)
+        if _fast_inference(self):
+            return self._fused_forward(x)
         chunks = list(self.layers[0](x).split(self.growth, dim=1))  # L × (B, g, T, F): x_0's part of x_1 … x_L
         for i in range(1, self.n_layers):
             # chunks[i − 1] is x_i, complete now: all of x_0 … x_{i−1} have added their parts
@@ -116,6 +151,42 @@ class MultidilatedD2Block(nn.Module):
             for j, part in enumerate(contributions):
                 chunks[i + j] = chunks[i + j] + part  # into x_{i+1} … x_L
         return chunks[-1]  # x_L
+
+    def folded_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, conv weight and bias with the BatchNorms of x_1 … x_{L−1} folded in (eval only).
+
+        x_c (1 ≤ c < L) is read by one unit only, ``layers[c]``, which starts with BN_c: an affine
+        map x_c · s_c + t_c. Since x_c is a sum of conv outputs (one from each earlier layer), the
+        map moves into those convs: their output rows for x_c scaled by s_c, and t_c added once, to
+        layer 0's bias. The accumulated chunk is then already normalised. BN_0 (on the block's
+        input) and x_L (the block's output) stay as they are. Computed from the live parameters on
+        every call (a few thousand numbers), so the state dict is never changed.
+        """
+        g, L = self.growth, self.n_layers
+        scales, shifts = [None] * L, [None] * L  # per chunk c: BN_c's scale and shift (c ≥ 1)
+        for c in range(1, L):
+            scales[c], shifts[c] = self.layers[c].folded_norm()  # (g,), (g,)
+        folded = []
+        for i, unit in enumerate(self.layers):
+            weight, bias = unit.conv.weight, unit.conv.bias  # (g·(L − i), c_in, k, k), (g·(L − i),)
+            row_scale = torch.cat([scales[c] if c < L else torch.ones_like(bias[:g]) for c in range(i + 1, L + 1)])
+            bias = bias * row_scale
+            if i == 0:  # the shifts, added once
+                bias = bias + torch.cat([shifts[c] if c < L else torch.zeros_like(bias[:g]) for c in range(1, L + 1)])
+            folded.append((weight * row_scale[:, None, None, None], bias))
+        return folded
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, T, F) → (B, g, T, F)
+        """The eval path: BNs folded (:meth:`folded_weights`), one buffer for x_1 … x_L, added in place."""
+        g, L = self.growth, self.n_layers
+        weights = self.folded_weights()
+        first = self.layers[0]
+        buffer = first.conv._conv_forward(first.norm(x).relu_(), *weights[0])  # (B, g·L, T, F): BN_c(x_c) for c < L
+        for i in range(1, L):
+            unit = self.layers[i]
+            source = buffer[:, g * (i - 1) : g * i].relu_()  # ReLU(BN_i(x_i)), complete now (B, g, T, F)
+            buffer[:, g * i :] += unit.conv._conv_forward(source, *weights[i])  # into x_{i+1} … x_L
+        return buffer[:, g * (L - 1) :]  # x_L
 
 
 class D3Block(nn.Module):
@@ -138,6 +209,12 @@ class D3Block(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, T, F) → (B, k, T, F)
+        k = self.growth
+        if _fast_inference(self):  # the chunks accumulate in place in the first block's output
+            buffer = self.blocks[0](x)  # (B, k·M, T, F)
+            for m in range(1, self.n_blocks):
+                buffer[:, k * m :] += self.blocks[m](buffer[:, k * (m - 1) : k * m])
+            return buffer[:, k * (self.n_blocks - 1) :]
         chunks = list(self.blocks[0](x).split(self.growth, dim=1))  # M × (B, k, T, F)
         for m in range(1, self.n_blocks):
             for j, part in enumerate(self.blocks[m](chunks[m - 1]).split(self.growth, dim=1)):
@@ -240,6 +317,7 @@ class D3NetNetwork(nn.Module):
         kernel_size: int = 3,
     ) -> None:
         super().__init__()
+        self.channels_last = True  # eval-only layout of the activations (not a weight: no state dict entry)
         self.nb_bins, self.nb_channels, self.valid_bins = int(nb_bins), int(nb_channels), int(valid_bins)
         if not 1 <= self.valid_bins <= self.nb_bins:
             raise ValueError(f"valid_bins must be in 1..nb_bins ({nb_bins}); got {valid_bins}")
@@ -329,6 +407,8 @@ class D3NetNetwork(nn.Module):
         _record(trace, "input", x)
         scaled = (x[..., : self.valid_bins] - self.in_offset[: self.valid_bins]) / self.in_scale[: self.valid_bins]
         _record(trace, "normalized", scaled)  # (B, C, T, valid_bins)
+        if self.channels_last and _fast_inference(self):  # the layout oneDNN's convolutions run fastest in
+            scaled = scaled.contiguous(memory_format=torch.channels_last)
 
         bands = []
         for b, (init, net, match) in enumerate(zip(self.band_init, self.band_nets, self.band_match)):
@@ -398,7 +478,9 @@ class D3Net(SeparationModel):
         network: settings merged over every target's paper configuration (keys of
             :class:`D3NetNetwork` plus ``patch_length``, ``patch_hop``).
         train_frames: frames of each training excerpt the loss uses (256).
-        niter, residual, wiener_win_len, channel_swap: defaults of :meth:`separate`.
+        niter, residual, wiener_win_len, channel_swap, patch_overlap: defaults of :meth:`separate`
+            (``patch_overlap``: patches overlapping by ``patch_length − patch_hop`` frames, as the
+            official inference; False: back to back).
         bandwidth: Hz the networks process (the seed's ``--bandwidth``); None keeps the
             configuration's ``valid_bins`` (1600 bins, about 17.2 kHz). Otherwise the processed
             bins are those below ``bandwidth``, rounded down to a multiple of 16 (the full band is
@@ -424,6 +506,7 @@ class D3Net(SeparationModel):
         channel_swap: bool = True,
         bandwidth: float | None = None,
         wiener_eps: float = 1e-10,
+        patch_overlap: bool = True,
     ) -> None:
         super().__init__(targets, sample_rate=sample_rate, nb_channels=nb_channels)
         if bandwidth is not None:
@@ -441,6 +524,7 @@ class D3Net(SeparationModel):
         self.niter, self.residual = int(niter), bool(residual)
         self.wiener_win_len, self.channel_swap = int(wiener_win_len or 0), bool(channel_swap)
         self.wiener_eps = float(wiener_eps)
+        self.patch_overlap = bool(patch_overlap)
         self.stft = STFT(n_fft, n_hop, center=True)
         self.istft = ISTFT(n_fft, n_hop, center=True)
         self.patches: dict[str, tuple[int, int]] = {}
@@ -513,7 +597,7 @@ class D3Net(SeparationModel):
 
     # -- inference -----------------------------------------------------------------------------
     def estimate(self, mix_mag: torch.Tensor, target: str, channel_swap: bool | None = None,
-                 runtime: str = "torch") -> torch.Tensor:
+                 runtime: str = "torch", patch_overlap: bool | None = None) -> torch.Tensor:
         """One target's magnitude (B, C, F, T) for mixture magnitudes (B, C, F, T) of any length.
 
         Patches of ``patch_length`` frames every ``patch_hop`` frames; the signal is zero-padded so
@@ -522,10 +606,14 @@ class D3Net(SeparationModel):
         ``channel_swap`` each patch is also run with its channels swapped, and the two predictions
         (swapped back) are averaged. ``runtime="onnx"`` runs the network through onnxruntime
         (:mod:`mssbook.runtime`; one export per model, target and patch shape, then reused).
+        ``patch_overlap=False`` places the patches back to back (hop = ``patch_length``): half the
+        network calls of the official half-overlap, each frame estimated once.
         """
         channel_swap = self.channel_swap if channel_swap is None else bool(channel_swap)
+        overlap = self.patch_overlap if patch_overlap is None else bool(patch_overlap)
         network = network_runner(self, target, runtime, self.target_models[target])
         length, hop = self.patches[target]
+        hop = hop if overlap else length
         batch, frames = mix_mag.shape[0], mix_mag.shape[-1]
         front = length - hop  # so the first frame is covered by length / hop patches, like the others
         starts = list(range(0, front + frames, hop))
@@ -550,6 +638,7 @@ class D3Net(SeparationModel):
             "residual": self.residual,
             "wiener_win_len": self.wiener_win_len,
             "channel_swap": self.channel_swap,
+            "patch_overlap": self.patch_overlap,
             "runtime": "torch",
         }
 
@@ -561,6 +650,7 @@ class D3Net(SeparationModel):
         wiener_win_len: int | None = None,
         channel_swap: bool | None = None,
         runtime: str | None = None,
+        patch_overlap: bool | None = None,
     ) -> torch.Tensor:
         """Waveforms (B, S, C, L) for mixtures (B, C, L); S counts the residual when there is one.
 
@@ -571,6 +661,13 @@ class D3Net(SeparationModel):
         ``runtime="onnx"`` runs the networks through onnxruntime on the CPU (about 3× faster for
         the paper networks; needs ``pip install onnxruntime onnx``); STFT, patches, channel swap
         and the Wiener filter stay in torch (:mod:`mssbook.runtime`).
+
+        The faster mode for laptops, :data:`LAPTOP_OPTIONS` (``channel_swap=False, patch_overlap=False``):
+        a quarter of the network calls of the official inference, so up to 4× faster (3.1× for the
+        chapter 4 tutorial model), for a small loss of SDR (0.07 dB on the vocals of the toy test
+        songs; ``benchmarks/bench_d3net_laptop.py`` measures both, its docstring has the table)::
+
+            stems = model.separate(mixture, **LAPTOP_OPTIONS)  # or mssbook.separate(..., **LAPTOP_OPTIONS)
         """
         self._check_mixture(mixture)
         runtime = check_runtime("torch" if runtime is None else runtime)
@@ -581,7 +678,7 @@ class D3Net(SeparationModel):
         mix_stft = self.stft(mixture)  # (B, C, F, T) complex, centred
         mix_mag = magnitude(mix_stft)
         estimates = torch.stack(
-            [self.estimate(mix_mag, target, channel_swap, runtime) for target in self.targets], dim=1
+            [self.estimate(mix_mag, target, channel_swap, runtime, patch_overlap) for target in self.targets], dim=1
         )  # (B, S, C, F, T)
         sources = wiener(estimates, mix_stft, niter=niter, residual=residual,
                          wiener_win_len=wiener_win_len or None, eps=self.wiener_eps)  # (B, S[+1], C, F, T) complex
@@ -590,7 +687,10 @@ class D3Net(SeparationModel):
 
 # the paper's networks, per target (spec §3.5: 2,967,407 vocals/other, 2,873,284 drums, 2,419,822 bass)
 PAPER = dict(sample_rate=44100, nb_channels=2, n_fft=4096, n_hop=1024, network=None, train_frames=256,
-             niter=1, wiener_win_len=0, channel_swap=True, bandwidth=None)
+             niter=1, wiener_win_len=0, channel_swap=True, bandwidth=None, patch_overlap=True)
+#: The faster inference mode for laptops, as :meth:`D3Net.separate` options: no channel-swap
+#: average, patches back to back. A quarter of the official inference's network calls.
+LAPTOP_OPTIONS = {"channel_swap": False, "patch_overlap": False}
 # CPU-sized: the paper's front end (4096/1024 STFT, 1600 bins, per-target band splits and test
 # patches) with thin, shallow U-Nets (one D2 block per D3 block, 1-2 down-samplings; 29,554
 # parameters for vocals) trained on the first 64 frames (1.5 s) of each excerpt: about 1 s per step
@@ -617,5 +717,5 @@ def build_d3net(targets=("vocals", "drums", "bass", "other"), **config) -> D3Net
     return D3Net(targets=targets, **config)
 
 
-__all__ = ["BNConv", "MultidilatedD2Block", "D3Block", "MD3UNet", "D3NetNetwork", "D3Net", "PAPER_NETWORKS",
+__all__ = ["LAPTOP_OPTIONS", "BNConv", "MultidilatedD2Block", "D3Block", "MD3UNet", "D3NetNetwork", "D3Net", "PAPER_NETWORKS",
            "network_config", "build_d3net", "glorot_normal_"]
