@@ -16,18 +16,21 @@ contract: mixtures ``(B, C, L)`` at ``model.sample_rate`` in, ``(B, S, C, L)`` o
   and the estimates are averaged back to mono; a mono model separates each channel of a stereo (or
   N-channel) input on its own (channels are batched), so the stereo image is kept. A stereo model
   refuses 3 or more channels (which two channels, mixed how? convert the file first).
-* **Long inputs in segments** of ``segment`` seconds overlapping by ``overlap`` (a fraction), joined
-  by overlap-add with linear cross-fades. The weights are divided by their sum at every sample, so
-  they sum to one exactly, whatever the segment, overlap and length: a model that returns the
-  mixture gets the mixture back. Only one segment is in the model at a time, so memory no longer
-  grows with the song (issue-corpus pain point 10: open-unmix#7, #113; demucs#9, ...). The
-  estimates themselves (targets x channels x samples, float32) are still held in memory, which for
-  a 10-minute stereo song is about 200 MB per target.
-  ``segment=None`` separates inputs up to :data:`DEFAULT_SEGMENT` seconds (30 s) in one pass and
-  longer ones in 30 s segments. Models with state across time (UMX's BiLSTM, the Wiener filter's
-  EM statistics) then see 30 s of context instead of the whole song: UMX itself trains on 6 s
-  excerpts and runs its EM in blocks of ``wiener_win_len`` = 300 frames (7 s), so this changes
-  little. Pass a ``segment`` longer than the song to force one pass. A model may declare a
+* **Long inputs in segments** of ``segment`` seconds overlapping by ``overlap`` (a fraction, 0.1
+  by default), joined by overlap-add with linear cross-fades. The weights are divided by their sum
+  at every sample, so they sum to one exactly, whatever the segment, overlap and length: a model
+  that returns the mixture gets the mixture back. Only one segment is in the model at a time, so
+  the model's memory does not grow with the song (issue-corpus pain point 10: open-unmix#7, #113;
+  demucs#9, ...). The overlap is computed twice, so it costs ``1 / (1 - overlap)`` of one pass
+  (1.11x at 0.1, 1.33x at 0.25). Measured on a 150 s song with the paper UMX
+  (``benchmarks/bench_separate.py``), segments of 5 to 60 s cost 0.75x to 1.12x of one pass per
+  second of audio: short segments are, if anything, cheaper (smaller tensors stay in cache).
+  ``segment=None`` separates inputs up to :data:`ONE_PASS_UP_TO` seconds (30 s) in one pass and
+  longer ones in :data:`DEFAULT_SEGMENT` = 10 s segments (measured: cheaper per second than one
+  pass, and about 1.1 GB peak for the paper UMX with 4 targets, whatever the song's length).
+  Models with state across time (UMX's BiLSTM, the Wiener filter's EM statistics) then see 10 s
+  of context instead of the whole song: UMX itself trains on 6 s excerpts and runs its EM in
+  blocks of ``wiener_win_len`` = 300 frames (7 s), so this changes little. Pass a ``segment`` longer than the song to force one pass. A model may declare a
   ``max_segment`` attribute (seconds; e.g. a transformer trained on fixed spans): the default
   segment then never exceeds it, and a longer explicit ``segment`` is refused.
 * **Model options** (``niter=...`` for UMX) pass through to ``model.separate``; names the model
@@ -41,14 +44,22 @@ contract: mixtures ``(B, C, L)`` at ``model.sample_rate`` in, ``(B, S, C, L)`` o
   residual is the output; otherwise the residual is ``mixture - sum(returned targets)``, computed
   here at the input's rate.
 
-:func:`separate_file` reads any file :func:`~mssbook.data.audio.load_audio` reads (WAV, FLAC, MP3,
-MP4, ...) and writes ``<output_dir>/<input name>/<target>.wav``. The default output is **32-bit
+:func:`separate` holds its input and outputs in memory (it takes and returns arrays).
+:func:`separate_file` **streams**: it reads any file :func:`~mssbook.data.audio.load_audio` reads
+(WAV, FLAC, MP3, MP4, ...) block by block (:func:`~mssbook.data.audio.read_blocks`), resamples
+block by block (:class:`_BlockResampler`, equal to resampling the whole signal), separates segment
+by segment and appends every output to ``<output_dir>/<input name>/<target>.wav`` as it goes, so
+its memory is the model's work on one segment plus a few seconds of audio, for any length of song;
+its outputs equal those of :func:`separate` on the loaded file (the same segments, the same
+cross-fades, the same numbers). The default output is **32-bit
 float WAV** (what open-unmix writes): bit-exact estimates, and values beyond ±1 (estimates of a
 loud mixture can exceed it) are kept, so nothing clips. With ``subtype="PCM_16"`` or ``"PCM_24"``
 (CLI ``--int16``/``--int24``; FLAC is always integer, 24-bit by default) ``clip_mode="rescale"``
 scales all stems of a song by one common factor when any would clip (their balance and their sum
-are kept), ``"clamp"`` clips. Existing outputs are never replaced unless ``overwrite=True`` (CLI
-``--force``), and this is checked **before** any separation work.
+are kept; the stems are then streamed to float files first, since the peak is known only at the
+end), ``"clamp"`` clips. Outputs are written to temporary files next to their destinations and
+renamed into place when all are complete. Existing outputs are never replaced unless
+``overwrite=True`` (CLI ``--force``), and this is checked **before** any separation work.
 
 ``mssbook separate`` (see :func:`configure_parser`) is the command-line face of the same code.
 """
@@ -60,9 +71,12 @@ import ast
 import math
 import os
 import sys
+import tempfile
 import warnings
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -70,11 +84,20 @@ import torch
 from .errors import MSSBookError, OutputExistsError
 from .models.base import SeparationModel
 
-#: Seconds per segment when ``segment=None`` and the input is longer than this (else one pass).
-DEFAULT_SEGMENT = 30.0
+#: With ``segment=None``, inputs up to this many seconds are separated in one pass ...
+ONE_PASS_UP_TO = 30.0
 
-#: Default overlap between segments, as a fraction of the segment.
-DEFAULT_OVERLAP = 0.25
+#: ... and longer ones in segments of this many seconds. Measured with the paper UMX (4 targets,
+#: ``benchmarks/bench_separate.py``): 10 s segments cost 0.9x one pass per second of audio and
+#: peak at about 1.1 GB whatever the song's length (30 s segments: 1.1x and 1.7 GB).
+DEFAULT_SEGMENT = 10.0
+
+#: Default overlap between segments, as a fraction of the segment: 0.1 (1 s cross-fades between
+#: 10 s segments, 0.5 s between 5 s ones) keeps the overlap's extra work within 1.11x of one pass.
+DEFAULT_OVERLAP = 0.1
+
+#: Frames per block :func:`separate_file` decodes at a time (about 1.5 s at 44.1 kHz).
+READ_BLOCK = 1 << 16
 
 #: Name of the extra output ``residual=True`` adds.
 RESIDUAL = "residual"
@@ -89,6 +112,7 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".bin")
 
 __all__ = [
     "DEFAULT_SEGMENT",
+    "ONE_PASS_UP_TO",
     "DEFAULT_OVERLAP",
     "RESIDUAL",
     "resolve_device",
@@ -348,15 +372,15 @@ def _check_sr(sr) -> int:
     return int(sr)
 
 
-def _segment_samples(segment, overlap, length: int, sample_rate: int, model) -> int:
-    """The segment length in samples at the model's rate (``length`` means one pass)."""
+def _segment_plan(segment, overlap, sample_rate: int, model) -> tuple[int, int]:
+    """``(one_pass, seg)`` in samples at the model's rate: inputs up to ``one_pass`` samples are
+    separated in one pass, longer ones in segments of ``seg`` samples."""
     if not (isinstance(overlap, (int, float)) and 0.0 <= overlap < 1.0):
-        raise MSSBookError(f"overlap must be a fraction in [0, 1) of the segment, got {overlap!r} (e.g. 0.25).")
+        raise MSSBookError(f"overlap must be a fraction in [0, 1) of the segment, got {overlap!r} (e.g. 0.1).")
     limit = getattr(model, "max_segment", None)  # seconds; for models trained on a fixed span
     if segment is None:
+        one_pass = ONE_PASS_UP_TO if limit is None else min(ONE_PASS_UP_TO, float(limit))
         seconds = DEFAULT_SEGMENT if limit is None else min(DEFAULT_SEGMENT, float(limit))
-        if length <= int(round(seconds * sample_rate)):
-            return length
     else:
         if not (isinstance(segment, (int, float)) and not isinstance(segment, bool) and segment > 0
                 and math.isfinite(segment)):
@@ -365,8 +389,301 @@ def _segment_samples(segment, overlap, length: int, sample_rate: int, model) -> 
             raise MSSBookError(
                 f"segment={segment} s is longer than this model allows ({limit} s); pass a shorter segment."
             )
-        seconds = float(segment)
-    return max(1, min(length, int(round(seconds * sample_rate))))
+        one_pass = seconds = float(segment)
+    return max(1, int(round(one_pass * sample_rate))), max(1, int(round(seconds * sample_rate)))
+
+
+class _BlockResampler:
+    """Band-limited resampling of a signal that arrives in blocks, equal to resampling it whole.
+
+    :func:`mssbook.signal.resample.resample` (scipy's ``resample_poly``) computes output sample
+    ``k`` from the input samples within ``half_len / up`` of input position ``k * down / up``
+    (``half_len = 10 * max(up, down)`` taps of its Kaiser-windowed filter), and zeros beyond both
+    ends. So this class keeps a tail of the input that starts a whole number of ``down`` samples
+    in (output sample 0 of the tail is then an output sample of the whole signal, filtered with
+    the same taps in the same phase) and at least that margin before the next output, and emits
+    each output sample once its whole support has arrived. The outputs are those of resampling
+    the whole signal at once (up to float32 rounding), at any block size, with a delay of
+    ``margin`` input samples, and only the tail is held in memory.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int):
+        g = math.gcd(orig_sr, new_sr)
+        self.orig_sr, self.new_sr = orig_sr, new_sr
+        self.up, self.down = new_sr // g, orig_sr // g
+        self.margin = (10 * max(self.up, self.down)) // self.up + 2  # input samples of support per side
+        self._tail: np.ndarray | None = None  # (..., n) input not yet fully used, from sample _t0
+        self._t0 = 0  # global index of the tail's first sample, a multiple of down
+        self._next = 0  # the next output sample to emit
+        self._seen = 0  # input samples received
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Add the next input block ``(..., n)``; return the outputs that are now final ``(..., m)``."""
+        self._tail = block if self._tail is None else np.concatenate([self._tail, block], axis=-1)
+        self._seen += block.shape[-1]
+        # output k is final once input up to k * down / up + margin has arrived
+        last = ((self._seen - self.margin) * self.up) // self.down  # outputs [_next, last) are final
+        return self._emit(last)
+
+    def finish(self) -> np.ndarray:
+        """The remaining outputs once the input has ended (zeros beyond the end, as in one pass)."""
+        from .signal.resample import resampled_length
+
+        return self._emit(resampled_length(self._seen, self.orig_sr, self.new_sr))
+
+    def _emit(self, last: int) -> np.ndarray:
+        from .signal.resample import resample
+
+        shape = (self._tail.shape[:-1] if self._tail is not None else ()) + (0,)
+        if self._tail is None or last <= self._next:
+            return np.zeros(shape, dtype=np.float32)
+        y = resample(self._tail, self.orig_sr, self.new_sr).astype(np.float32, copy=False)
+        first = self._t0 * self.up // self.down  # global index of y[..., 0]
+        out = y[..., self._next - first:last - first]
+        self._next = last
+        # keep the input from a multiple of down at least `margin` before the next output's centre
+        keep_from = max(self._t0, (self._next * self.down // self.up - self.margin) // self.down * self.down)
+        self._tail = self._tail[..., keep_from - self._t0:]
+        self._t0 = keep_from
+        return np.ascontiguousarray(out)
+
+
+def _resampled_blocks(blocks: Iterable[np.ndarray], orig_sr: int, new_sr: int) -> Iterator[np.ndarray]:
+    """``blocks`` resampled from ``orig_sr`` to ``new_sr`` as they come (equal to resampling them
+    joined); passed through unchanged at equal rates."""
+    if orig_sr == new_sr:
+        yield from blocks
+        return
+    rs = _BlockResampler(orig_sr, new_sr)
+    for block in blocks:
+        out = rs.push(block)
+        if out.shape[-1]:
+            yield out
+    out = rs.finish()
+    if out.shape[-1]:
+        yield out
+
+
+@dataclass
+class _Job:
+    """What one call of :func:`separate`/:func:`separate_file` computes, checked before any work."""
+
+    net: SeparationModel
+    device: torch.device
+    options: dict
+    chosen: list[str]  # the outputs returned, in order
+    selected: list[str]  # the model targets among them
+    kept_names: list[str]  # what the segment loop keeps of the model's outputs, in order
+    keep: list[int]  # their indices among the model's outputs
+    model_names: list[str]  # what model.separate returns
+    own_residual: bool  # the residual is computed here, as mixture - sum(selected)
+    one_pass: int  # inputs up to this many samples (at the model's rate) go in one pass
+    nominal: int  # segment length in samples at the model's rate for longer inputs
+    overlap: float
+
+
+def _prepare(net: SeparationModel, dev, channels: int, targets, residual, segment, overlap, model_options) -> _Job:
+    """Check the request against the model (names, options, channels, segment) and plan it."""
+    options = check_options(net, model_options)
+    residual = bool(residual)
+    chosen, selected = _plan(net, targets, residual)
+    model_residual = residual and _model_residual(net)
+    if _model_residual(net):
+        options[RESIDUAL] = model_residual
+    model_names = _model_output_names(net, model_residual)
+    # the model's residual is the output only when it is the rest of *all* targets
+    own_residual = residual and not (model_residual and set(selected) == set(net.targets))
+    kept_names = selected + ([] if own_residual or not residual else [RESIDUAL])
+    m_channels = int(net.nb_channels)
+    if not (channels == m_channels or channels == 1 or m_channels == 1):
+        raise MSSBookError(
+            f"the audio has {channels} channels and this model separates {m_channels}-channel audio; "
+            f"mssbook converts mono to {m_channels} channels and runs a mono model on each channel, "
+            f"but does not guess how to fold {channels} channels into {m_channels}: downmix the file "
+            f"first (e.g. `ffmpeg -i IN -ac {m_channels} OUT.wav`)."
+        )
+    one_pass, nominal = _segment_plan(segment, overlap, int(net.sample_rate), net)
+    return _Job(net, dev, options, chosen, selected, kept_names, [model_names.index(n) for n in kept_names],
+                model_names, own_residual, one_pass, nominal, float(overlap))
+
+
+def _run_model(job: _Job, chunk: np.ndarray) -> np.ndarray:
+    """The kept outputs of ``job.net`` for one segment ``chunk`` (C, L), as (K, C, L) float32."""
+    net, channels, seg = job.net, chunk.shape[0], chunk.shape[-1]
+    m_channels = int(net.nb_channels)
+    x = torch.from_numpy(np.ascontiguousarray(chunk)).to(job.device)
+    if channels == m_channels:
+        batch = x[None]  # (1, C, L)
+    elif m_channels == 1:
+        batch = x[:, None]  # (C, 1, L): each channel on its own
+    else:
+        batch = x[None].expand(1, m_channels, seg).contiguous()  # mono -> M channels
+    try:
+        est = net.separate(batch, **job.options)
+    except ValueError as exc:  # the model refusing these options or this input
+        label = getattr(net, "name", "") or type(net).__name__
+        shown = ", ".join(f"{key}={value!r}" for key, value in job.options.items()) or "no options"
+        raise MSSBookError(f"model {label!r} could not separate with {shown}: {exc}") from exc
+    if not isinstance(est, torch.Tensor) or est.ndim != 4 or est.shape[0] != batch.shape[0] \
+            or est.shape[1] != len(job.model_names) or est.shape[-1] != seg:
+        raise RuntimeError(
+            f"{type(net).__name__}.separate returned shape {tuple(getattr(est, 'shape', ()))} for "
+            f"input {tuple(batch.shape)}; the contract is (batch, {len(job.model_names)} sources "
+            f"{job.model_names}, channels, samples)."
+        )
+    est = est.float()
+    if channels == m_channels:
+        est = est[0]  # (S, C, L)
+    elif m_channels == 1:
+        est = est[:, :, 0].transpose(0, 1)  # (C, S, L) -> (S, C, L)
+    else:
+        est = est[0].mean(dim=1, keepdim=True)  # (S, M, L) -> (S, 1, L)
+    return est[job.keep].cpu().numpy()
+
+
+def _segmented(job: _Job, blocks: Iterable[np.ndarray], report: Callable[[int], None] | None = None
+               ) -> Iterator[np.ndarray]:
+    """Separate a model-rate signal arriving in ``blocks`` (C, n) segment by segment.
+
+    Yields the kept outputs (K, C, m) at the model's rate, in order, as soon as no later segment
+    overlaps them; together they cover the whole input. The segments are those of
+    :func:`plan_segments` for the input's length, found without knowing that length in advance:
+    the input is read just far enough (one segment and one stride past the current start) to know
+    whether the next regular start still leaves a whole segment, or whether the last segment is
+    moved back to end at the input's end. Overlap-add as in :func:`separate`: each segment's
+    outputs are weighted by :func:`_crossfade` and divided by the sum of the weights, in the same
+    order and precision whether the input is in memory or streamed. Only the current segment,
+    one stride of input ahead and one cross-fade of pending output are held. ``report(k)`` is
+    called after the k-th segment (1-based).
+    """
+    source = iter(blocks)
+    buf: list[np.ndarray] = []  # model-rate input from global sample `bpos`
+    held = 0  # samples in buf
+    bpos = 0
+    total: int | None = None  # the input's length, once the source has ended
+
+    def fill(upto: int) -> None:
+        """Read until the input reaches sample ``upto`` or ends."""
+        nonlocal held, total
+        while total is None and bpos + held < upto:
+            block = next(source, None)
+            if block is None:
+                total = bpos + held
+            elif block.shape[-1]:
+                buf.append(block)
+                held += block.shape[-1]
+
+    def window(start: int, stop: int) -> np.ndarray:
+        """Input samples [start, stop) (start >= bpos), joined."""
+        nonlocal buf
+        if len(buf) > 1:
+            buf = [np.concatenate(buf, axis=-1)]
+        return buf[0][:, start - bpos:stop - bpos]
+
+    def drop(upto: int) -> None:
+        """Forget the input before sample ``upto``."""
+        nonlocal buf, held, bpos
+        if upto > bpos and buf:
+            joined = np.concatenate(buf, axis=-1) if len(buf) > 1 else buf[0]
+            buf = [joined[:, upto - bpos:].copy()]  # a copy: the dropped samples' memory is freed
+            held -= upto - bpos
+            bpos = upto
+
+    fill(job.one_pass + 1)
+    if total is not None and total == 0:
+        return
+    seg = job.nominal
+    if total is not None and total <= job.one_pass:
+        seg = total  # one pass over the whole (short) input
+    stride = max(1, int(round(seg * (1.0 - job.overlap))))
+    ramp = seg - stride
+    one_pass = total is not None and total == seg
+    pend: np.ndarray | None = None  # weighted outputs not yet final, from global sample ppos
+    wsum: np.ndarray | None = None
+    ppos = 0
+    s, k = 0, 0
+    while s is not None:
+        # the next start: plan_segments' rule, reading ahead only as far as it needs
+        nxt = None
+        if not one_pass:
+            fill(s + stride + seg)
+            if total is None or s + stride + seg <= total:
+                nxt = s + stride
+            elif s + seg < total:
+                nxt = total - seg
+        block = _run_model(job, window(s, s + seg))  # (K, C, seg)
+        if one_pass:
+            yield block
+        else:
+            w = _crossfade(seg, ramp, fade_in=k > 0, fade_out=nxt is not None)
+            end = s + seg - ppos  # pending samples needed to hold this segment
+            if pend is None:
+                pend = np.zeros(block.shape[:-1] + (end,), dtype=np.float32)
+                wsum = np.zeros(end, dtype=np.float32)
+            elif end > pend.shape[-1]:
+                grow = end - pend.shape[-1]
+                pend = np.concatenate([pend, np.zeros(pend.shape[:-1] + (grow,), np.float32)], axis=-1)
+                wsum = np.concatenate([wsum, np.zeros(grow, np.float32)])
+            pend[:, :, s - ppos:end] += block * w
+            wsum[s - ppos:end] += w
+            final = (nxt if nxt is not None else s + seg) - ppos  # no later segment reaches these
+            done = pend[:, :, :final]
+            done /= wsum[:final]  # the weights now sum to one at every sample
+            yield done  # a view of pend, which is replaced (not changed) below
+            pend, wsum, ppos = pend[:, :, final:].copy(), wsum[final:].copy(), ppos + final
+        k += 1
+        if report is not None:
+            report(k)
+        if nxt is not None:
+            drop(nxt)
+        s = nxt
+
+
+def _segment_count(length: int, job: _Job) -> int:
+    """How many segments :func:`_segmented` runs for an input of ``length`` model-rate samples."""
+    if length <= job.one_pass:
+        return 1
+    return len(plan_segments(length, job.nominal, job.overlap))
+
+
+class _Progress:
+    """A tqdm bar over segments (``progress=True``) or the caller's ``progress(done, total)``."""
+
+    def __init__(self, progress, total: int):
+        self.total = max(1, total)
+        self.report = progress if callable(progress) else None
+        self.bar = None
+        if progress and self.report is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="segment", desc="separating", leave=False)
+
+    def __call__(self, done: int) -> None:
+        if done > self.total:  # the length was an estimate (ffmpeg files)
+            self.total = done
+            if self.bar is not None:
+                self.bar.total = done
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.report is not None:
+            self.report(done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def _eval_mode(net: torch.nn.Module):
+    """Inference mode with ``net`` in eval mode, restored afterwards."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            net.train()
 
 
 def separate(
@@ -390,8 +707,8 @@ def separate(
             name; see :func:`resolve_model`.
         targets: the model targets to return (a name or names); None: all of them.
         device: where the model runs; None: CUDA if available, else CPU. The model is moved there.
-        segment: seconds per segment; None: one pass up to :data:`DEFAULT_SEGMENT` seconds, 30 s
-            segments beyond. Memory then stays bounded on long songs.
+        segment: seconds per segment; None: one pass up to :data:`ONE_PASS_UP_TO` seconds (30),
+            :data:`DEFAULT_SEGMENT` (10 s) segments beyond. Memory then stays bounded on long songs.
         overlap: overlap of consecutive segments, a fraction of ``segment`` in [0, 1).
         residual: also return ``"residual"``: the mixture minus the returned targets.
         progress: True shows a tqdm bar over segments; a function is called as
@@ -405,102 +722,32 @@ def separate(
         outputs add up to the input: exactly when the residual is computed here; for UMX's own
         residual exactly with ``niter=0``, and closely with EM iterations (the regularised Wiener
         gains of near-silent bins do not quite sum to one).
+
+    The input and the outputs are held in memory; :func:`separate_file` streams a file instead
+    (same segments, same numbers).
     """
+    from .signal.resample import resample
+
     x, was_1d = _as_audio(audio)
     sr = _check_sr(sr)
     dev = resolve_device(device)
     net = resolve_model(model, dev)
-    options = check_options(net, model_options)
-    residual = bool(residual)
-    chosen, selected = _plan(net, targets, residual)
-    model_residual = residual and _model_residual(net)
-    if _model_residual(net):
-        options[RESIDUAL] = model_residual
-    model_names = _model_output_names(net, model_residual)  # what model.separate returns
-    # the model's residual is the output only when it is the rest of *all* targets
-    own_residual = residual and not (model_residual and set(selected) == set(net.targets))
-    kept_names = selected + ([] if own_residual or not residual else [RESIDUAL])
-    keep = [model_names.index(n) for n in kept_names]
-
-    from .signal.resample import resample
-
     channels, length = x.shape
+    job = _prepare(net, dev, channels, targets, residual, segment, overlap, model_options)
     msr = int(net.sample_rate)
-    m_channels = int(net.nb_channels)
-    if not (channels == m_channels or channels == 1 or m_channels == 1):
-        raise MSSBookError(
-            f"the audio has {channels} channels and this model separates {m_channels}-channel audio; "
-            f"mssbook converts mono to {m_channels} channels and runs a mono model on each channel, "
-            f"but does not guess how to fold {channels} channels into {m_channels}: downmix the file "
-            f"first (e.g. `ffmpeg -i IN -ac {m_channels} OUT.wav`)."
-        )
+
     xm = resample(x, sr, msr).astype(np.float32, copy=False) if msr != sr else x
     mlength = xm.shape[-1]
-    seg = _segment_samples(segment, overlap, mlength, msr, net)
-    starts = plan_segments(mlength, seg, overlap)
-    seg = min(seg, mlength)
-    ramp = seg - max(1, int(round(seg * (1.0 - overlap)))) if len(starts) > 1 else 0
-
-    # Accumulators at the model's rate, in the input's channel layout, for the kept outputs only.
-    out = np.zeros((len(keep), channels, mlength), dtype=np.float32)
-    wsum = np.zeros(mlength, dtype=np.float32) if len(starts) > 1 else None
-
-    bar = None
-    report = progress if callable(progress) else None
-    if progress and report is None:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(starts), unit="segment", desc="separating", leave=False)
-    was_training = net.training
-    net.eval()
+    out = np.empty((len(job.keep), channels, mlength), dtype=np.float32)  # at the model's rate
+    bar = _Progress(progress, _segment_count(mlength, job))
+    filled = 0
     try:
-        with torch.inference_mode():
-            for k, start in enumerate(starts):
-                chunk = torch.from_numpy(xm[:, start:start + seg]).to(dev)
-                if channels == m_channels:
-                    batch = chunk[None]  # (1, C, L)
-                elif m_channels == 1:
-                    batch = chunk[:, None]  # (C, 1, L): each channel on its own
-                else:
-                    batch = chunk[None].expand(1, m_channels, seg).contiguous()  # mono -> M channels
-                try:
-                    est = net.separate(batch, **options)
-                except ValueError as exc:  # the model refusing these options or this input
-                    label = getattr(net, "name", "") or type(net).__name__
-                    shown = ", ".join(f"{key}={value!r}" for key, value in options.items()) or "no options"
-                    raise MSSBookError(f"model {label!r} could not separate with {shown}: {exc}") from exc
-                if not isinstance(est, torch.Tensor) or est.ndim != 4 or est.shape[0] != batch.shape[0] \
-                        or est.shape[1] != len(model_names) or est.shape[-1] != seg:
-                    raise RuntimeError(
-                        f"{type(net).__name__}.separate returned shape "
-                        f"{tuple(getattr(est, 'shape', ()))} for input {tuple(batch.shape)}; the "
-                        f"contract is (batch, {len(model_names)} sources {model_names}, channels, samples)."
-                    )
-                est = est.float()
-                if channels == m_channels:
-                    est = est[0]  # (S, C, L)
-                elif m_channels == 1:
-                    est = est[:, :, 0].transpose(0, 1)  # (C, S, L) -> (S, C, L)
-                else:
-                    est = est[0].mean(dim=1, keepdim=True)  # (S, M, L) -> (S, 1, L)
-                block = est[keep].cpu().numpy()
-                if wsum is None:
-                    out[:] = block
-                else:
-                    w = _crossfade(seg, ramp, fade_in=k > 0, fade_out=k < len(starts) - 1)
-                    out[:, :, start:start + seg] += block * w
-                    wsum[start:start + seg] += w
-                if bar is not None:
-                    bar.update(1)
-                if report is not None:
-                    report(k + 1, len(starts))
+        with _eval_mode(net):
+            for block in _segmented(job, [xm], bar):
+                out[:, :, filled:filled + block.shape[-1]] = block
+                filled += block.shape[-1]
     finally:
-        if was_training:
-            net.train()
-        if bar is not None:
-            bar.close()
-    if wsum is not None:
-        out /= wsum  # the weights now sum to one at every sample
+        bar.close()
 
     def back(signal: np.ndarray) -> np.ndarray:
         """From the model's rate to the input's, at the input's exact length."""
@@ -510,14 +757,14 @@ def separate(
             signal = np.pad(signal, ((0, 0), (0, length - signal.shape[-1])))
         return np.ascontiguousarray(signal[:, :length])
 
-    signals = {name: back(out[j]) for j, name in enumerate(kept_names)}
+    signals = {name: back(out[j]) for j, name in enumerate(job.kept_names)}
     del out
-    if own_residual:
+    if job.own_residual:
         rest = x.copy()
-        for name in selected:
+        for name in job.selected:
             rest -= signals[name]
         signals[RESIDUAL] = rest
-    return {name: signals[name][0] if was_1d else signals[name] for name in chosen}
+    return {name: signals[name][0] if was_1d else signals[name] for name in job.chosen}
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,25 +809,96 @@ def _exists_error(existing: list[Path]) -> OutputExistsError:
     )
 
 
-def _prepare_for_writing(stems: dict[str, np.ndarray], subtype: str, clip_mode: str) -> dict[str, np.ndarray]:
-    """Clip-safe stems for an integer ``subtype``: one common gain (rescale) or clipping (clamp)."""
-    if subtype in ("FLOAT", "DOUBLE"):
-        return stems
-    peak = max((float(np.max(np.abs(s))) for s in stems.values() if s.size), default=0.0)
-    if peak <= 1.0:
-        return stems
-    if clip_mode == "rescale":
-        gain = 0.999 / peak
-        warnings.warn(
-            f"the estimates peak at {peak:.3f} (above 1.0, which {subtype} cannot store); all stems "
-            f"are scaled by {gain:.3f} ({20 * math.log10(gain):.1f} dB) so none clips and their "
-            "balance is kept. Use float WAV output to keep the original levels.",
-            stacklevel=3,
-        )
-        return {k: v * np.float32(gain) for k, v in stems.items()}
-    if clip_mode == "clamp":
-        return {k: np.clip(v, -1.0, 1.0) for k, v in stems.items()}
-    raise MSSBookError(f"clip_mode must be 'rescale' or 'clamp', got {clip_mode!r}.")
+def _check_subtype(ext: str, subtype: str) -> None:
+    """Refuse a soundfile subtype the output format cannot store (before any work)."""
+    import soundfile as sf
+
+    from .data.audio import SAVE_FORMATS
+
+    fmt = SAVE_FORMATS[ext]
+    if not sf.check_format(fmt, subtype):
+        valid = ", ".join(sorted(sf.available_subtypes(fmt)))
+        raise ValueError(f"subtype={subtype!r} is not valid for {fmt} files; choose one of: {valid}")
+
+
+class _StemWriters:
+    """One soundfile writer per output, each into a temporary file next to its destination.
+
+    Blocks are appended as they come (:meth:`write`), so no output is ever held whole. With a
+    float subtype the blocks go straight into the final format; with an integer one they go to a
+    float32 WAV first, because the clip-safe gain (``clip_mode="rescale"``: one common factor for
+    every stem when any would clip) depends on the peak of the whole song, known only at the end;
+    :meth:`finish` then converts block by block. Every file is renamed onto its destination only
+    when all of them are complete (``mssbook.utils.atomic_path``); on an error nothing is left
+    behind and existing files are untouched.
+    """
+
+    def __init__(self, stack: ExitStack, paths: dict[str, Path], sr: int, channels: int, ext: str,
+                 subtype: str, clip_mode: str, overwrite: bool):
+        import soundfile as sf
+
+        from .data.audio import SAVE_FORMATS
+        from .utils import atomic_path
+
+        self.sf, self.sr, self.channels = sf, sr, channels
+        self.fmt, self.subtype, self.clip_mode = SAVE_FORMATS[ext], subtype, clip_mode
+        self.direct = subtype in ("FLOAT", "DOUBLE")
+        self.peak = 0.0
+        self.paths = paths
+        self.finals: dict[str, Path] = {}  # the temporary file atomic_path renames into place
+        self.files: dict[str, object] = {}  # open soundfile writers
+        for name, path in paths.items():
+            self.finals[name] = stack.enter_context(atomic_path(path, overwrite=overwrite))
+        self.staged: dict[str, Path] = {}
+        for name, path in paths.items():
+            if self.direct:
+                target, fmt, sub = self.finals[name], self.fmt, subtype
+            else:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".float.tmp.wav", dir=path.parent)
+                os.close(fd)
+                target, fmt, sub = Path(tmp), "WAV", "FLOAT"
+                self.staged[name] = target
+                stack.callback(target.unlink, missing_ok=True)
+            self.files[name] = stack.enter_context(
+                sf.SoundFile(str(target), "w", samplerate=sr, channels=channels, format=fmt, subtype=sub))
+
+    def write(self, name: str, block: np.ndarray) -> None:
+        """Append ``block`` (C, n) to output ``name``."""
+        if not np.all(np.isfinite(block)):
+            raise MSSBookError(
+                f"the estimate for {name!r} contains NaN or infinite values; nothing was written "
+                "(a diverged model or checkpoint?)."
+            )
+        if block.size:
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        self.files[name].write(np.ascontiguousarray(block.T))
+
+    def finish(self) -> None:
+        """Close every writer; for integer output, convert the float files with the common gain."""
+        for f in self.files.values():
+            f.close()
+        if self.direct:
+            return
+        gain = None
+        if self.peak > 1.0:
+            if self.clip_mode == "rescale":
+                gain = np.float32(0.999 / self.peak)
+                warnings.warn(
+                    f"the estimates peak at {self.peak:.3f} (above 1.0, which {self.subtype} cannot "
+                    f"store); all stems are scaled by {gain:.3f} ({20 * math.log10(gain):.1f} dB) so "
+                    "none clips and their balance is kept. Use float WAV output to keep the original "
+                    "levels.",
+                    stacklevel=3,
+                )
+        for name, staged in self.staged.items():
+            with self.sf.SoundFile(str(staged)) as src, self.sf.SoundFile(
+                    str(self.finals[name]), "w", samplerate=self.sr, channels=self.channels,
+                    format=self.fmt, subtype=self.subtype) as dst:
+                for block in src.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                    if gain is not None:
+                        block = block * gain
+                    dst.write(np.clip(block, -1.0, 1.0))  # "clamp", and the last bit of rounding
+            staged.unlink()
 
 
 def separate_file(
@@ -592,7 +910,7 @@ def separate_file(
     segment: float | None = None,
     overlap: float = DEFAULT_OVERLAP,
     residual: bool = False,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
     overwrite: bool = False,
     ext: str = ".wav",
     subtype: str | None = None,
@@ -610,15 +928,25 @@ def separate_file(
     (seconds) separate part of the file. Every output path is checked **before** the separation:
     if one exists and ``overwrite`` is False, :class:`~mssbook.errors.OutputExistsError` is raised
     and no work is done. Other arguments: see :func:`separate`.
+
+    The file is **streamed**: decoded in blocks (:func:`mssbook.data.audio.read_blocks`),
+    resampled to the model's rate and back block by block (:class:`_BlockResampler`, equal to
+    resampling the whole signal), separated segment by segment and written as it goes, so memory
+    does not grow with the song's length: what is held is one segment's worth of input, the
+    model's work on it and one cross-fade of output. The outputs equal ``separate(load_audio(path))``
+    up to float32 rounding. Each output is written to a temporary file next to its destination and
+    renamed into place when all are complete.
     """
-    from .data.audio import load_audio, save_audio
+    from .data.audio import read_blocks
 
     path = Path(path).expanduser()
     ext = _check_ext(ext)
     subtype = (subtype or OUTPUT_FORMATS[ext]).upper()
     if clip_mode not in ("rescale", "clamp"):
         raise MSSBookError(f"clip_mode must be 'rescale' or 'clamp', got {clip_mode!r}.")
-    net = resolve_model(model, device)
+    _check_subtype(ext, subtype)
+    dev = resolve_device(device)
+    net = resolve_model(model, dev)
     check_options(net, model_options)
     names = output_names(net, residual, targets)
     paths = output_paths(path, output_dir, names, ext)
@@ -626,17 +954,70 @@ def separate_file(
         existing = _existing(paths.values())
         if existing:
             raise _exists_error(existing)
-    audio, sr = load_audio(path, start=start, duration=duration)
-    stems = separate(
-        audio, sr, net, targets=targets, segment=segment, overlap=overlap, residual=residual,
-        progress=progress, device=device, **model_options,
-    )
-    stems = _prepare_for_writing(stems, subtype, clip_mode)
-    with warnings.catch_warnings():
-        if clip_mode == "clamp":
-            warnings.filterwarnings("ignore", message=".*clipped by the integer subtype.*")
-        for name, out_path in paths.items():
-            save_audio(out_path, stems[name], sr, overwrite=overwrite, subtype=subtype)
+
+    with ExitStack() as stack:
+        blocks = stack.enter_context(read_blocks(path, block=READ_BLOCK, start=start, duration=duration))
+        sr, channels = blocks.sample_rate, blocks.channels
+        job = _prepare(net, dev, channels, targets, residual, segment, overlap, model_options)
+        msr = int(net.sample_rate)
+        from .signal.resample import resampled_length
+
+        bar = _Progress(progress, _segment_count(resampled_length(max(blocks.frames, 1), sr, msr), job))
+        stack.callback(bar.close)
+        writers = _StemWriters(stack, paths, sr, channels, ext, subtype, clip_mode, overwrite)
+
+        # The input at its own rate is kept (from `mix_pos` on) only as far as the outputs lag
+        # behind it, for the residual computed here; `length` counts what the file gave.
+        mix: list[np.ndarray] = []
+        mix_pos = 0
+        length = 0
+
+        def source() -> Iterator[np.ndarray]:
+            nonlocal length
+            for block in blocks:
+                length += block.shape[-1]
+                if job.own_residual:
+                    mix.append(block)
+                yield block
+
+        def mixture(start: int, stop: int) -> np.ndarray:
+            """The input's samples [start, stop) (start == mix_pos), then forgotten."""
+            nonlocal mix, mix_pos
+            joined = np.concatenate(mix, axis=-1) if len(mix) != 1 else mix[0]
+            part = joined[:, start - mix_pos:stop - mix_pos]
+            mix, mix_pos = [joined[:, stop - mix_pos:]], stop
+            return part
+
+        written = 0
+
+        def emit(block: np.ndarray) -> None:
+            """Write the outputs (K, C, n) at the input's rate; cut at the input's length."""
+            nonlocal written
+            block = block[..., :max(0, length - written)]  # outputs lag the input: cuts only the end
+            n = block.shape[-1]
+            if not n:
+                return
+            signals = {name: block[j] for j, name in enumerate(job.kept_names)}
+            if job.own_residual:
+                rest = mixture(written, written + n).copy()
+                for name in job.selected:
+                    rest -= signals[name]
+                signals[RESIDUAL] = rest
+            for name in job.chosen:
+                writers.write(name, signals[name])
+            written += n
+
+        with _eval_mode(net):
+            model_rate = _resampled_blocks(source(), sr, msr)
+            outputs = _segmented(job, model_rate, bar)
+            back = _BlockResampler(msr, sr) if msr != sr else None
+            for block in outputs:
+                emit(back.push(block) if back is not None else block)
+            if back is not None:
+                emit(back.finish())
+        if written < length:  # never for resample_poly's lengths; kept as separate() pads
+            emit(np.zeros((len(job.kept_names), channels, length - written), np.float32))
+        writers.finish()
     return paths
 
 
@@ -673,7 +1054,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="any other separation option of the model (repeatable), e.g. --option softmask=True")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
     g.add_argument("--segment", type=float, default=None,
-                   help=f"seconds per segment (default: one pass up to {DEFAULT_SEGMENT:g} s, "
+                   help=f"seconds per segment (default: one pass up to {ONE_PASS_UP_TO:g} s, "
                         f"{DEFAULT_SEGMENT:g} s segments beyond); lower it if memory runs out")
     g.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                    help=f"overlap of segments as a fraction (default {DEFAULT_OVERLAP})")

@@ -500,3 +500,62 @@ def test_save_rejects_bad_formats(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         save_audio(tmp_path / "nan.wav", np.full((1, 100), np.nan), SR)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding in blocks
+# --------------------------------------------------------------------------------------------
+
+
+def _joined(blocks, block):
+    parts = list(blocks)
+    assert all(0 < p.shape[-1] <= block and p.dtype == np.float32 for p in parts)
+    return np.concatenate(parts, axis=-1)
+
+
+@pytest.mark.parametrize("span", [{}, {"start": 0.25, "duration": 0.5}, {"start": 0.7}, {"duration": 5.0}])
+@pytest.mark.parametrize("block", [1, 1000, 1 << 16])
+def test_read_blocks_equals_load_audio_for_soundfile_files(tmp_path, span, block):
+    x = np.random.default_rng(3).standard_normal((44111, 2)).astype(np.float32) * 0.1
+    path = tmp_path / "noise.flac"
+    sf.write(path, x, SR, subtype="PCM_24")
+    whole, _ = load_audio(path, **span)
+    with audio_mod.read_blocks(path, block=block, **span) as blocks:
+        assert (blocks.sample_rate, blocks.channels, blocks.frames) == (SR, 2, whole.shape[1])
+        np.testing.assert_array_equal(_joined(blocks, block), whole)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("span", [{}, {"start": 0.25, "duration": 0.5}, {"start": 0.6}])
+def test_read_blocks_equals_load_audio_through_ffmpeg(tmp_path, span):
+    path = ffmpeg_make(tmp_path / "tone.m4a", ["-c:a", "aac", "-b:a", "128k"], seconds=1.0, freq=440)
+    whole, _ = load_audio(path, **span)
+    for block in (777, 1 << 16):
+        blocks = audio_mod.read_blocks(path, block=block, **span)
+        assert blocks.info.backend == "ffmpeg"
+        np.testing.assert_array_equal(_joined(blocks, block), whole)
+
+
+@needs_ffmpeg
+def test_read_blocks_stops_ffmpeg_when_closed_early(tmp_path):
+    path = ffmpeg_make(tmp_path / "tone.m4a", ["-c:a", "aac", "-b:a", "128k"], seconds=2.0, freq=440)
+    with audio_mod.read_blocks(path, block=1000) as blocks:
+        first = next(iter(blocks))
+    assert first.shape == (2, 1000)
+    with pytest.raises(RuntimeError, match="read once"):
+        iter(blocks)
+
+
+def test_read_blocks_errors(tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(path, np.zeros((100, 1), np.float32), SR)
+    with pytest.raises(AudioFileError, match="beyond the end"):
+        audio_mod.read_blocks(path, start=1.0)
+    with pytest.raises(AudioFileError, match="not found"):
+        audio_mod.read_blocks(tmp_path / "nope.wav")
+    with pytest.raises(ValueError, match="block"):
+        audio_mod.read_blocks(path, block=0)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + b"\0" * 60)
+    with pytest.raises(AudioFileError):
+        list(audio_mod.read_blocks(broken))

@@ -17,7 +17,9 @@ from mssbook.checkpoints import save_checkpoint
 from mssbook.errors import MSSBookError, OutputExistsError
 from mssbook.models.base import SeparationModel
 from mssbook.paths import shared_data_dir
+import mssbook.separation as separation
 from mssbook.separation import (
+    DEFAULT_OVERLAP,
     DEFAULT_SEGMENT,
     configure_parser,
     output_names,
@@ -151,9 +153,9 @@ def test_long_input_runs_in_bounded_segments():
     x = np.zeros((2, minutes * 60 * SR), dtype=np.float32)
     x[:, ::997] = 0.5
     model = GainModel()
-    out = separate(x, SR, model, device="cpu", progress=True)  # segment=None: 30 s segments
+    out = separate(x, SR, model, device="cpu", progress=True)  # segment=None: 10 s segments
     seg = int(DEFAULT_SEGMENT * SR)
-    assert len(model.calls) == len(plan_segments(x.shape[1], seg, 0.25)) == 8
+    assert len(model.calls) == len(plan_segments(x.shape[1], seg, DEFAULT_OVERLAP)) == 20
     assert all(shape == (1, 2, seg) for shape in model.calls)
     assert out["a"].shape == x.shape
     np.testing.assert_allclose(out["a"] + out["b"], x, atol=2e-6)
@@ -405,3 +407,167 @@ def test_cli_on_real_mp3(tmp_path):
     assert info.samplerate == 44100 and info.channels == 2 and abs(info.frames - 4 * 44100) <= 1
     audio, _ = sf.read(written)
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: separate_file decodes, resamples, separates and writes block by block
+# --------------------------------------------------------------------------------------------
+
+
+class StartsModel(SeparationModel):
+    """Reads the sample index a segment starts at from a ramp input (x[n] = n / 1000)."""
+
+    def __init__(self, sample_rate=1000):
+        super().__init__(("mix",), sample_rate=sample_rate, nb_channels=1)
+        self.starts: list[int] = []
+        self.lengths: list[int] = []
+
+    def separate(self, mixture):
+        self.starts.append(int(round(float(mixture[0, 0, 0]) * 1000)))
+        self.lengths.append(mixture.shape[-1])
+        return mixture[:, None].clone()
+
+
+@pytest.mark.parametrize("length,segment,overlap", [
+    (1000, 0.3, 0.25), (1001, 0.3, 0.0), (999, 0.128, 0.9), (300, 0.3, 0.25), (299, 0.3, 0.1),
+    (301, 0.3, 0.5), (5000, 0.7, 0.1), (10, 2.0, 0.1)])
+@pytest.mark.parametrize("block", [1, 7, 64, 100_000])
+def test_streamed_segments_are_plan_segments_without_knowing_the_length(length, segment, overlap, block):
+    """_segmented finds the input's length only when the source ends, yet runs exactly the
+    segments plan_segments plans for that length, and its output covers the input once."""
+    x = (np.arange(length, dtype=np.float64) / 1000).astype(np.float32)[None]
+    model = StartsModel()
+    job = separation._prepare(model, torch.device("cpu"), 1, None, False, segment, overlap, {})
+    blocks = (x[:, i:i + block] for i in range(0, length, block))
+    out = np.concatenate(list(separation._segmented(job, blocks)), axis=-1)
+    seg = min(length, int(round(segment * 1000)))
+    assert model.starts == plan_segments(length, seg, overlap)
+    assert set(model.lengths) == {seg}
+    np.testing.assert_allclose(out[0], x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("orig,new", [(44100, 48000), (48000, 44100), (22050, 44100), (8000, 44100), (44100, 16000)])
+def test_block_resampler_equals_resampling_the_whole_signal(orig, new):
+    from mssbook.signal.resample import resample
+
+    x = np.random.default_rng(4).standard_normal((2, 20011)).astype(np.float32)
+    whole = resample(x, orig, new)
+    for block in (333, 4096, 20011):
+        rs = separation._BlockResampler(orig, new)
+        parts = [rs.push(x[:, i:i + block]) for i in range(0, x.shape[1], block)] + [rs.finish()]
+        got = np.concatenate(parts, axis=-1)
+        assert got.shape == whole.shape
+        np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6)
+
+
+def read_stems(paths) -> dict:
+    return {name: sf.read(path, dtype="float32", always_2d=True)[0].T for name, path in paths.items()}
+
+
+@pytest.mark.parametrize("sr,channels,segment", [
+    (SR, 2, 0.3), (SR, 1, 0.37), (SR, 2, 0.55), (SR, 2, None), (32000, 2, 0.25), (48000, 1, 0.4)])
+def test_streamed_file_equals_separate_in_memory(tmp_path, monkeypatch, sr, channels, segment):
+    """separate_file (blocks of 4099 frames, so every segment spans several blocks and block
+    edges fall anywhere) writes what separate returns for the loaded file: several segment
+    lengths, a length that is not a multiple of the segment, mono and stereo, resampled rates,
+    a content-dependent model, UMX (BiLSTM + Wiener EM) and a residual computed here."""
+    monkeypatch.setattr(separation, "READ_BLOCK", 4099)
+    x = tone(1.3, sr, channels=channels, seed=5)
+    x[:, : sr // 3] += 0.3  # segments differ (GainModel's gain follows each segment's mean)
+    song = tmp_path / "song.wav"
+    sf.write(song, x.T, sr, subtype="FLOAT")
+    for model, opts in ((GainModel(), {}), (tiny_umx(["vocals", "drums"]), {"niter": 1})):
+        ref = separate(x, sr, model, device="cpu", segment=segment, targets=model.targets[0], residual=True, **opts)
+        paths = separate_file(song, tmp_path / "out", model, device="cpu", segment=segment,
+                              targets=model.targets[0], residual=True, overwrite=True, **opts)
+        got = read_stems(paths)
+        assert list(got) == list(ref)
+        for name in ref:
+            assert got[name].shape == ref[name].shape == x.shape
+            np.testing.assert_allclose(got[name], ref[name], rtol=0, atol=1e-6)
+
+
+def test_separate_file_streams_the_input(tmp_path, monkeypatch):
+    """The first segment is separated when only about one segment and one stride of the file has
+    been decoded (not the whole file), and the outputs grow on disk segment by segment."""
+    from mssbook.data import audio as audio_mod
+
+    monkeypatch.setattr(separation, "READ_BLOCK", 1000)
+    x = np.random.default_rng(6).standard_normal((2, 20 * 8000)).astype(np.float32) * 0.1
+    song = tmp_path / "long.wav"
+    sf.write(song, x.T, 8000, subtype="FLOAT")
+    decoded = []
+    real_read_blocks = audio_mod.read_blocks
+
+    class Counting(audio_mod.AudioBlocks):
+        """The real block reader, counting the frames it has handed out."""
+
+        def __iter__(self):
+            for block in super().__iter__():
+                decoded.append(block.shape[-1])
+                yield block
+
+    def counting_read_blocks(path, block, start=0.0, duration=None, stream=None):
+        return Counting(audio_mod._open_span(path, start, duration, stream), block)
+
+    class Probe(GainModel):
+        def separate(self, mixture, bias=0.0):
+            self.decoded_at.append(sum(decoded))
+            return super().separate(mixture, bias)
+
+    monkeypatch.setattr(audio_mod, "read_blocks", counting_read_blocks)
+    model = Probe(sample_rate=8000)
+    model.decoded_at = []
+    paths = separate_file(song, tmp_path / "out", model, device="cpu", segment=2.0, overlap=0.25)
+    assert len(model.decoded_at) == len(plan_segments(x.shape[1], 16000, 0.25)) == 13
+    assert 16000 <= model.decoded_at[0] <= 16000 + 12000 + 1000  # one segment + one stride + one block
+    assert all(b - a <= 12000 + 1000 for a, b in zip(model.decoded_at, model.decoded_at[1:]))
+    got = read_stems(paths)
+    np.testing.assert_allclose(got["a"] + got["b"], x, atol=2e-6)
+
+
+def test_separate_file_failure_leaves_no_file_behind(tmp_path):
+    x = tone(2.0, SR)
+    song = write_wav(tmp_path / "song.wav", x, SR)
+
+    class Failing(GainModel):
+        def separate(self, mixture, bias=0.0):
+            if len(self.calls) == 3:
+                raise RuntimeError("boom")
+            return super().separate(mixture, bias)
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="boom"):
+        separate_file(song, out, Failing(), device="cpu", segment=0.5)
+    assert not any(p.is_file() for p in out.rglob("*"))  # no output, no temporary file
+    paths = separate_file(song, out, GainModel(), device="cpu", segment=0.5)
+    before = {name: p.read_bytes() for name, p in paths.items()}
+    for subtype in ("FLOAT", "PCM_16"):
+        with pytest.raises(RuntimeError, match="boom"):
+            separate_file(song, out, Failing(), device="cpu", segment=0.5, overwrite=True, subtype=subtype)
+        assert {name: p.read_bytes() for name, p in paths.items()} == before  # untouched
+        assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.wav", "b.wav"]
+
+
+def test_separate_file_refuses_a_subtype_before_any_work(tmp_path):
+    song = write_wav(tmp_path / "song.wav", tone(0.5, SR), SR)
+    model = GainModel()
+    with pytest.raises(ValueError, match="not valid for FLAC"):
+        separate_file(song, tmp_path / "out", model, device="cpu", ext=".flac", subtype="FLOAT")
+    assert model.calls == [] and not (tmp_path / "out").exists()
+
+
+def test_default_is_one_pass_up_to_30_s_then_10_s_segments(tmp_path):
+    from mssbook.separation import ONE_PASS_UP_TO
+
+    assert (ONE_PASS_UP_TO, DEFAULT_SEGMENT, DEFAULT_OVERLAP) == (30.0, 10.0, 0.1)
+    for seconds, calls in ((30.0, [(1, 2, 30_000)]), (31.0, [(1, 2, 10_000)] * 4)):
+        x = np.random.default_rng(7).standard_normal((2, int(seconds * 1000))).astype(np.float32)
+        model = GainModel(sample_rate=1000)
+        out = separate(x, 1000, model, device="cpu")
+        assert model.calls == calls
+        song = tmp_path / f"{seconds:g}.wav"
+        sf.write(song, x.T, 1000, subtype="FLOAT")
+        paths = separate_file(song, tmp_path / "out", model, device="cpu")
+        assert model.calls == calls * 2
+        np.testing.assert_array_equal(read_stems(paths)["a"], out["a"])

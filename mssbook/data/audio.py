@@ -1,4 +1,4 @@
-"""Reading and writing audio files: ``load_audio``, ``audio_info`` and ``save_audio``.
+"""Reading and writing audio files: ``load_audio``, ``read_blocks``, ``audio_info`` and ``save_audio``.
 
 Everything in mssbook holds audio as float32 arrays shaped ``(channels, samples)`` with values
 in [-1, 1]. Two decoders turn files into such arrays:
@@ -333,34 +333,26 @@ def _sample_rate(sr) -> int:
     return int(sr)
 
 
-def load_audio(
-    path, sr=None, channels=None, start=0.0, duration=None, stream=None
-) -> tuple[np.ndarray, int]:
-    """Load an audio file as float32 ``(channels, samples)`` and return it with its sample rate.
+@dataclass(frozen=True)
+class _Span:
+    """A checked request for part of a file: which stream, from which frame, how many frames."""
 
-    * ``sr``: resample to this rate (band-limited, :func:`mssbook.signal.resample.resample`);
-      None keeps the file's rate. The returned rate is ``sr`` when given.
-    * ``channels``: None keeps the file's; mono -> N duplicates the channel, N -> 1 averages.
-    * ``start``, ``duration``: the span to read, in seconds (``duration=None``: to the end). A span
-      that runs past the end is cut short; a ``start`` at or beyond the end is an error.
-    * ``stream``: the audio stream of a multi-stream file such as MUSDB18's ``.stem.mp4``: an
-      index (0 = mixture) or a source name (``"vocals"``, see ``STEM_STREAMS``); default 0.
+    path: Path
+    info: AudioInfo
+    index: int
+    start_frame: int
+    n_frames: int | None  # None: to the end
+    beyond: str  # the message for a start past the end
 
-    Every problem with the file raises :class:`~mssbook.errors.AudioFileError` naming the file
-    and the fix; reading compressed formats without ffmpeg raises MissingDependencyError.
-    """
+
+def _open_span(path, start, duration, stream) -> _Span:
+    """Check the arguments ``load_audio`` and ``read_blocks`` share and describe the file."""
     if start is None:
         start = 0.0
     if not start >= 0:
         raise ValueError(f"start must be >= 0 seconds, got {start!r}")
     if duration is not None and not duration > 0:
         raise ValueError(f"duration must be > 0 seconds (or None for 'to the end'), got {duration!r}")
-    if channels is not None and (not isinstance(channels, (int, np.integer)) or channels < 1):
-        raise ValueError(f"channels must be a positive int or None, got {channels!r}")
-
-    if sr is not None:
-        sr = _sample_rate(sr)
-
     path = _check_path(path)
     info, index = _describe(path, stream)
     file_sr = info.sample_rate
@@ -377,6 +369,32 @@ def load_audio(
     limit = info.frames if info.frames_exact else info.frames + file_sr
     if start_frame > 0 and start_frame >= limit:
         raise AudioFileError(beyond)
+    return _Span(path, info, index, start_frame, n_frames, beyond)
+
+
+def load_audio(
+    path, sr=None, channels=None, start=0.0, duration=None, stream=None
+) -> tuple[np.ndarray, int]:
+    """Load an audio file as float32 ``(channels, samples)`` and return it with its sample rate.
+
+    * ``sr``: resample to this rate (band-limited, :func:`mssbook.signal.resample.resample`);
+      None keeps the file's rate. The returned rate is ``sr`` when given.
+    * ``channels``: None keeps the file's; mono -> N duplicates the channel, N -> 1 averages.
+    * ``start``, ``duration``: the span to read, in seconds (``duration=None``: to the end). A span
+      that runs past the end is cut short; a ``start`` at or beyond the end is an error.
+    * ``stream``: the audio stream of a multi-stream file such as MUSDB18's ``.stem.mp4``: an
+      index (0 = mixture) or a source name (``"vocals"``, see ``STEM_STREAMS``); default 0.
+
+    Every problem with the file raises :class:`~mssbook.errors.AudioFileError` naming the file
+    and the fix; reading compressed formats without ffmpeg raises MissingDependencyError.
+    """
+    if channels is not None and (not isinstance(channels, (int, np.integer)) or channels < 1):
+        raise ValueError(f"channels must be a positive int or None, got {channels!r}")
+    if sr is not None:
+        sr = _sample_rate(sr)
+    span = _open_span(path, start, duration, stream)
+    path, info, index, start_frame, n_frames = span.path, span.info, span.index, span.start_frame, span.n_frames
+    file_sr, beyond = info.sample_rate, span.beyond
 
     if info.backend == "soundfile":
         audio = _read_soundfile(path, start_frame, n_frames)
@@ -395,6 +413,168 @@ def load_audio(
     if sr is not None and sr != file_sr:
         return resample(audio, file_sr, sr).astype(np.float32, copy=False), sr
     return audio, file_sr
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding in blocks
+# --------------------------------------------------------------------------------------------
+
+#: Frames per block :func:`read_blocks` yields by default (about 1.5 s at 44.1 kHz).
+DEFAULT_BLOCK = 1 << 16
+
+
+class AudioBlocks:
+    """A file decoded block by block: iterate for float32 ``(channels, n)`` arrays, in order.
+
+    Made by :func:`read_blocks`. ``sample_rate``, ``channels`` and ``info`` are known before any
+    decoding; ``frames`` is the length of the requested span, exact for soundfile files and
+    ffprobe's estimate for ffmpeg ones (the blocks themselves always hold exactly what decodes).
+    Only one block is in memory at a time, so any length of file decodes in bounded memory.
+    The decoder (an open soundfile, or an ffmpeg process) lives while the iteration runs; use the
+    object as a context manager, or call :meth:`close`, to release it early.
+    Iterating raises :class:`~mssbook.errors.AudioFileError` as :func:`load_audio` does when
+    nothing decodes (a start past the real end, a damaged file) or ffmpeg fails.
+    """
+
+    def __init__(self, span: _Span, block_frames: int):
+        self.path = span.path
+        self.info = span.info
+        self.sample_rate = span.info.sample_rate
+        self.channels = span.info.channels
+        total = max(0, span.info.frames - span.start_frame)
+        self.frames = total if span.n_frames is None else min(total, span.n_frames)
+        self._span = span
+        self._block = int(block_frames)
+        self._gen = None
+
+    def __iter__(self):
+        if self._gen is not None:
+            raise RuntimeError("an AudioBlocks object is read once; call read_blocks again to re-read.")
+        reader = self._soundfile_blocks if self.info.backend == "soundfile" else self._ffmpeg_blocks
+        self._gen = self._checked(reader())
+        return self._gen
+
+    def close(self) -> None:
+        """Stop decoding (closes the file, ends ffmpeg)."""
+        if self._gen is not None:
+            self._gen.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _checked(self, blocks):
+        """Pass the blocks on; nothing at all is the error load_audio raises for an empty decode."""
+        got = False
+        try:
+            for block in blocks:
+                if block.shape[-1]:
+                    got = True
+                    yield block
+        finally:
+            blocks.close()
+        if not got:
+            span = self._span
+            if span.start_frame > 0:
+                raise AudioFileError(span.beyond)
+            raise AudioFileError(
+                f"no audio could be decoded from {span.path} (stream {span.index}): the file is empty "
+                f"or damaged: {_FIX_CORRUPT}."
+            )
+
+    def _soundfile_blocks(self):
+        span = self._span
+        left = span.n_frames  # None: to the end
+        try:
+            with sf.SoundFile(str(span.path)) as f:
+                if span.start_frame:
+                    f.seek(span.start_frame)
+                while left is None or left > 0:
+                    n = self._block if left is None else min(self._block, left)
+                    data = f.read(n, dtype="float32", always_2d=True)  # (n, C)
+                    if data.shape[0] == 0:
+                        break
+                    if left is not None:
+                        left -= data.shape[0]
+                    yield np.ascontiguousarray(data.T)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioFileError(
+                f"decoding {span.path} failed ({exc}); the file is probably truncated or damaged: "
+                f"{_FIX_CORRUPT}."
+            ) from exc
+
+    def _ffmpeg_blocks(self):
+        span = self._span
+        channels = self.channels
+        cmd = [
+            "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", _ffmpeg_input(span.path),
+            "-map", f"0:a:{span.index}", "-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le",
+            "pipe:1",
+        ]  # fmt: skip
+        frame_bytes = 4 * channels
+        skip = span.start_frame * frame_bytes  # bytes to discard before the span (sample-exact)
+        left = None if span.n_frames is None else span.n_frames * frame_bytes
+        finished = False
+        with tempfile.TemporaryFile() as err:  # a stderr pipe nobody reads could stall ffmpeg
+            try:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+            except OSError as exc:
+                raise AudioFileError(f"could not start ffmpeg to decode {span.path}: {exc}") from exc
+            try:
+                pending = b""  # bytes of an incomplete frame carried to the next read
+                while left is None or left > 0:
+                    want = self._block * frame_bytes
+                    raw = proc.stdout.read(want if left is None else min(want, left + skip))
+                    if not raw:
+                        finished = True
+                        break
+                    if skip:
+                        dropped = min(skip, len(raw))
+                        raw, skip = raw[dropped:], skip - dropped
+                    if left is not None:
+                        raw = raw[:left]
+                        left -= len(raw)
+                    raw = pending + raw
+                    cut = len(raw) - len(raw) % frame_bytes
+                    raw, pending = raw[:cut], raw[cut:]
+                    if raw:
+                        data = np.frombuffer(raw, dtype="<f4").astype(np.float32)  # writable copy
+                        yield np.ascontiguousarray(data.reshape(-1, channels).T)
+                # leaving with left == 0: we have the span, ffmpeg need not decode the rest
+            finally:
+                proc.stdout.close()
+                if proc.poll() is None:
+                    proc.kill()
+                returncode = proc.wait()
+            if finished and returncode != 0:
+                err.seek(0)
+                message = _last_line(err.read().decode("utf-8", "replace"), span.path)
+                reason = message or f"exit code {returncode}"
+                raise AudioFileError(
+                    f"ffmpeg could not decode {span.path} (stream {span.index}): {reason}. {_FIX_CORRUPT}."
+                )
+
+
+def read_blocks(path, block: int = DEFAULT_BLOCK, start=0.0, duration=None, stream=None) -> AudioBlocks:
+    """Decode an audio file in blocks of ``block`` frames, at its own rate and channel count.
+
+    The streaming counterpart of :func:`load_audio` (same decoders, same ``start``, ``duration``
+    and ``stream`` arguments, same errors): concatenating the blocks gives exactly what
+    ``load_audio(path, start=start, duration=duration, stream=stream)[0]`` returns, but only one
+    block is held at a time. Use it for files too long to hold in memory::
+
+        with read_blocks("song.flac") as blocks:
+            for chunk in blocks:          # (channels, n) float32, n <= block
+                ...
+
+    The file is opened and checked here (missing file, stream, start beyond the end); decoding
+    happens during the iteration.
+    """
+    if not (isinstance(block, (int, np.integer)) and not isinstance(block, bool) and block > 0):
+        raise ValueError(f"block must be a positive number of frames, got {block!r}")
+    return AudioBlocks(_open_span(path, start, duration, stream), int(block))
 
 
 # --------------------------------------------------------------------------------------------
