@@ -81,6 +81,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
+from . import checks
 from .errors import MSSBookError, OutputExistsError
 from .models.base import SeparationModel
 
@@ -334,42 +335,12 @@ def _crossfade(segment: int, ramp: int, fade_in: bool, fade_out: bool) -> np.nda
 
 
 def _as_audio(audio) -> tuple[np.ndarray, bool]:
-    """``audio`` as float32 ``(channels, samples)`` numpy, and whether it came 1-D."""
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu()
-        if audio.dtype in (torch.float16, torch.bfloat16):
-            audio = audio.float()
-        audio = audio.numpy()
-    audio = np.asarray(audio)
-    if audio.dtype.kind not in "fiu":
-        raise MSSBookError(f"audio must hold numbers (float samples), got dtype {audio.dtype}.")
-    if audio.ndim == 1:
-        audio, was_1d = audio[None], True
-    elif audio.ndim == 2:
-        was_1d = False
-    else:
-        raise MSSBookError(
-            f"audio must be (channels, samples) or 1-D mono, got shape {audio.shape}; for a batch, "
-            "call separate once per signal."
-        )
-    if audio.shape[0] > audio.shape[1] and audio.shape[0] > 8:
-        raise MSSBookError(
-            f"audio has shape {audio.shape}, i.e. more channels than samples: mssbook expects "
-            "(channels, samples), as load_audio returns; did you pass (samples, channels)? Use audio.T."
-        )
-    if audio.shape[1] == 0:
-        raise MSSBookError("audio has no samples; nothing to separate.")
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if not np.all(np.isfinite(audio)):
-        raise MSSBookError("audio contains NaN or infinite values; clean the input before separating it.")
-    return audio, was_1d
+    """``audio`` as float32 ``(channels, samples)`` numpy, and whether it came 1-D (:mod:`mssbook.checks`)."""
+    return checks.audio_array(audio)
 
 
 def _check_sr(sr) -> int:
-    ok = isinstance(sr, (int, float, np.integer, np.floating)) and not isinstance(sr, bool)
-    if not ok or not np.isfinite(sr) or sr <= 0 or int(sr) != sr:
-        raise MSSBookError(f"sr must be the audio's sample rate, a positive whole number (e.g. 44100), got {sr!r}.")
-    return int(sr)
+    return checks.sample_rate(sr)
 
 
 def _segment_plan(segment, overlap, sample_rate: int, model) -> tuple[int, int]:
@@ -507,9 +478,25 @@ def _prepare(net: SeparationModel, dev, channels: int, targets, residual, segmen
                 model_names, own_residual, one_pass, nominal, float(overlap))
 
 
+def min_samples(net: SeparationModel) -> int:
+    """The shortest input ``net.separate`` takes (samples at its rate): two STFT frames for a
+    spectrogram model (a centred STFT pads by half a frame with reflection, which needs more samples
+    than that), or the model's own ``min_samples``. :func:`separate` pads shorter input with zeros
+    and trims the estimates back."""
+    declared = getattr(net, "min_samples", None)
+    if declared is not None:
+        return int(declared)
+    return 2 * int(getattr(net, "n_fft", 0) or 0)
+
+
 def _run_model(job: _Job, chunk: np.ndarray) -> np.ndarray:
-    """The kept outputs of ``job.net`` for one segment ``chunk`` (C, L), as (K, C, L) float32."""
+    """The kept outputs of ``job.net`` for one segment ``chunk`` (C, L), as (K, C, L) float32.
+    A segment shorter than the model takes (:func:`min_samples`) is zero-padded, its estimates trimmed."""
     net, channels, seg = job.net, chunk.shape[0], chunk.shape[-1]
+    shortest = min_samples(net)
+    if seg < shortest:
+        padded = np.pad(chunk, ((0, 0), (0, shortest - seg)))
+        return _run_model(job, padded)[..., :seg]
     m_channels = int(net.nb_channels)
     x = torch.from_numpy(np.ascontiguousarray(chunk)).to(job.device)
     if channels == m_channels:
@@ -939,7 +926,9 @@ def separate_file(
     """
     from .data.audio import read_blocks
 
-    path = Path(path).expanduser()
+    path = checks.input_file(path)
+    start = checks.seconds(start, "start", allow_none=False)
+    duration = checks.seconds(duration, "duration", allow_zero=False)
     ext = _check_ext(ext)
     subtype = (subtype or OUTPUT_FORMATS[ext]).upper()
     if clip_mode not in ("rescale", "clamp"):
@@ -1111,10 +1100,10 @@ def run_cli(args: argparse.Namespace) -> int:
     options = model_options_from_args(args)
     ext = _check_ext(args.ext)
     subtype = "PCM_16" if args.int16 else "PCM_24" if args.int24 else None
-    files = [Path(f).expanduser() for f in args.files]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise MSSBookError(f"no such file: {', '.join(missing)}")
+    checks.seconds(args.start, "start", allow_none=False, flag="--start")
+    checks.seconds(args.duration, "duration", allow_zero=False, flag="--duration")
+    files = checks.audio_inputs(args.files)  # a folder: the audio files inside it
+    checks.output_dir(args.outdir)  # writable, before the model is even loaded
     folders: dict[str, Path] = {}
     for f in files:
         other = folders.setdefault(_track_name(f), f)
@@ -1152,9 +1141,9 @@ def run_cli(args: argparse.Namespace) -> int:
             continue
         written += len(paths)
         tqdm.write(f"{f} -> {next(iter(paths.values())).parent}/ ({', '.join(p.name for p in paths.values())})")
-    if failures:
-        raise MSSBookError(
-            f"{len(failures)} of {len(files)} file(s) could not be separated:\n  " + "\n  ".join(failures)
-        )
     print(f"wrote {written} file(s) under {args.outdir}", file=sys.stderr)
+    if failures:  # the others were separated: report these, exit status 1
+        print(f"mssbook separate: {len(failures)} of {len(files)} file(s) could not be separated:\n  "
+              + "\n  ".join(failures), file=sys.stderr)
+        return 1
     return 0

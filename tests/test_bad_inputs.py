@@ -196,3 +196,171 @@ def test_every_family_resumes_exactly(label, tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
     a, b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert a.keys() == b.keys() and all(int(a[k]["step"]) == int(b[k]["step"]) for k in a)
+
+
+# ------------------------------------------------------------------------------------------------
+# separating files: what fails cleanly, and what works
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    return tiny_umx_checkpoint(tmp_path_factory.mktemp("model") / "umx.pt")
+
+
+def tone(seconds: float, sr: int = SR, channels: int = 2) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def mp3(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
+    sf.write(path, audio, sr, format="MP3")
+    return path
+
+
+def separate(capsys, model_file, out, *inputs, extra=()):
+    return run_cli(capsys, "separate", *inputs, "--model", model_file, "-o", out, *extra)
+
+
+@pytest.mark.parametrize("name, write", [
+    ("pcm8.wav", lambda p: sf.write(p, tone(1.0), SR, subtype="PCM_U8")),
+    ("pcm24.wav", lambda p: sf.write(p, tone(1.0), SR, subtype="PCM_24")),
+    ("float.wav", lambda p: sf.write(p, tone(1.0), SR, subtype="FLOAT")),
+    ("8k.wav", lambda p: sf.write(p, tone(1.0, 8000), 8000)),
+    ("96k.flac", lambda p: sf.write(p, tone(0.5, 96000), 96000)),
+    ("mono.wav", lambda p: sf.write(p, tone(1.0, channels=1), SR)),
+    ("ünïcødé sóng.wav", lambda p: sf.write(p, tone(1.0), SR)),
+    ("silence.wav", lambda p: sf.write(p, np.zeros((SR, 2), np.float32), SR)),
+    ("ten-ms.wav", lambda p: sf.write(p, tone(0.01), SR)),  # shorter than one STFT frame
+    ("tiny.mp3", lambda p: mp3(p, tone(0.03))),  # decodes to about 1200 samples
+])
+def test_odd_but_valid_inputs_are_separated(tmp_path, capsys, model_file, name, write):
+    path = tmp_path / name
+    write(path)
+    info = sf.info(path) if path.suffix != ".mp3" else None
+    code, _, err = separate(capsys, model_file, tmp_path / "out", path)
+    assert code == 0, err
+    vocals, sr = sf.read(tmp_path / "out" / path.stem / "vocals.wav", always_2d=True)
+    if info is not None:
+        assert sr == info.samplerate and vocals.shape == (info.frames, info.channels)  # the input's rate and length
+    assert np.isfinite(vocals).all()
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("missing.wav", None, "no such file"),
+    ("empty.wav", b"", "empty.wav"),
+    ("text.wav", b"these are words, not samples\n" * 10, "text.wav"),
+])
+def test_unreadable_inputs_are_named(tmp_path, capsys, model_file, name, content, words):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = separate(capsys, model_file, tmp_path / "out", path)
+    assert code != 0 and str(path) in err and words in err
+    assert not any((tmp_path / "out").rglob("*.wav")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.parametrize("case", ["zero samples", "nan", "six channels"])
+def test_unusable_audio_is_named_with_the_fix(tmp_path, capsys, model_file, case):
+    path = tmp_path / f"{case.replace(' ', '-')}.wav"
+    if case == "zero samples":
+        sf.write(path, np.zeros((0, 2), np.float32), SR)
+    elif case == "nan":
+        audio = tone(0.5)
+        audio[100] = np.nan
+        sf.write(path, audio, SR, subtype="FLOAT")
+    else:
+        sf.write(path, np.tile(tone(0.5)[:, :1], (1, 6)), SR)
+    code, _, err = separate(capsys, model_file, tmp_path / "out", path)
+    assert code != 0 and str(path) in err, err
+    assert {"zero samples": "no audio", "nan": "NaN", "six channels": "channels"}[case] in err
+
+
+def test_a_folder_separates_the_audio_inside_it(tmp_path, capsys, model_file):
+    folder = tmp_path / "album.wav"  # a folder named like a file
+    folder.mkdir()
+    for name in ("one.wav", "two.flac"):
+        sf.write(folder / name, tone(0.5), SR)
+    (folder / "notes.txt").write_text("not audio")
+    code, _, err = separate(capsys, model_file, tmp_path / "out", folder)
+    assert code == 0, err
+    assert (tmp_path / "out" / "one" / "vocals.wav").is_file() and (tmp_path / "out" / "two" / "vocals.wav").is_file()
+    (tmp_path / "empty").mkdir()
+    code, _, err = separate(capsys, model_file, tmp_path / "out2", tmp_path / "empty")
+    assert code == 2 and f"{tmp_path / 'empty'} is a folder without audio files" in err
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path, capsys, model_file):
+    first, bad, last = tmp_path / "a.wav", tmp_path / "tiny.wav", tmp_path / "b.wav"
+    sf.write(first, tone(0.5), SR)
+    bad.write_bytes(b"RIFF....WAVEfmt garbage")
+    sf.write(last, tone(0.5), SR)
+    code, _, err = separate(capsys, model_file, tmp_path / "out", first, bad, last)
+    assert code == 1 and str(bad) in err and "1 of 3" in err
+    assert (tmp_path / "out" / "a" / "vocals.wav").is_file() and (tmp_path / "out" / "b" / "vocals.wav").is_file()
+
+
+@pytest.mark.parametrize("where", ["a file", "/proc", "read-only"])
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys, model_file, where):
+    song = tmp_path / "song.wav"
+    sf.write(song, tone(0.5), SR)
+    if where == "a file":
+        out = tmp_path / "taken"
+        out.write_text("mine")
+    elif where == "/proc":
+        out = Path("/proc/mssbook-out")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        out = tmp_path / "locked"
+        out.mkdir()
+        out.chmod(0o555)
+    start = time.perf_counter()
+    code, _, err = separate(capsys, model_file, out, song)
+    assert code == 2 and str(out) in err and ("-o" in err or "--output" in err)
+    assert time.perf_counter() - start < 5  # refused before separating
+    if where == "a file":
+        assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("flag, value, words", [("--start", "-1", "--start"), ("--duration", "0", "--duration"),
+                                                ("--duration", "nan", "--duration")])
+def test_bad_start_and_duration(tmp_path, capsys, model_file, flag, value, words):
+    song = tmp_path / "song.wav"
+    sf.write(song, tone(0.5), SR)
+    code, _, err = separate(capsys, model_file, tmp_path / "out", song, extra=(flag, value))
+    assert code == 2 and words in err and "seconds" in err
+
+
+def test_existing_outputs_are_kept_without_force(tmp_path, capsys, model_file):
+    song = tmp_path / "song.wav"
+    sf.write(song, tone(0.5), SR)
+    out = tmp_path / "out"
+    (out / "song").mkdir(parents=True)
+    (out / "song" / "vocals.wav").write_bytes(b"my own file")
+    code, _, err = separate(capsys, model_file, out, song)
+    assert code == 2 and "--force" in err and (out / "song" / "vocals.wav").read_bytes() == b"my own file"
+    code, _, _ = separate(capsys, model_file, out, song, extra=("--force",))
+    assert code == 0 and sf.info(out / "song" / "vocals.wav").frames == int(0.5 * SR)
+
+
+def test_a_wav_whose_header_lies_about_its_length(tmp_path, capsys, model_file):
+    path = tmp_path / "liar.wav"
+    sf.write(path, tone(1.0), SR, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header still announces a second of audio
+    code, _, err = separate(capsys, model_file, tmp_path / "out", path)
+    if code == 0:  # what is there is separated
+        assert sf.info(tmp_path / "out" / "liar" / "vocals.wav").frames > 0
+    else:
+        assert code == 2 and str(path) in err
+
+
+def test_a_stream_that_changes_sample_rate_midway(tmp_path, capsys, model_file):
+    first, second = mp3(tmp_path / "a.mp3", tone(0.5)), mp3(tmp_path / "b.mp3", tone(0.5, 22050), 22050)
+    joined = tmp_path / "joined.mp3"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())  # concatenated MPEG frames
+    code, _, err = separate(capsys, model_file, tmp_path / "out", joined)
+    assert code in (0, 2)
+    if code == 0:
+        assert sf.info(tmp_path / "out" / "joined" / "vocals.wav").frames > 0
+    else:
+        assert str(joined) in err
