@@ -286,3 +286,17 @@ def test_singular_group_falls_back_like_museval():
     ours, ref = _ours(refs, ests), _museval(refs, ests)
     assert np.isfinite(ours).all()
     np.testing.assert_allclose(ours[:2], ref[:2], atol=TOLERANCE_DB)
+
+
+def test_frame_chunks_and_bin_blocks_do_not_change_the_result(monkeypatch):
+    """The frame stage works on chunks of frames and blocks of frequency bins (cache-sized):
+    uneven chunk and block sizes give the same numbers as one chunk and one block per frame."""
+    refs, ests = _random_case(18, 3, 2, 7.3)
+    reference = _ours(refs, ests, win=0.9, hop=0.7)
+    monkeypatch.setattr(metrics, "_FRAMES_PER_CHUNK", 3)
+    monkeypatch.setattr(metrics, "_BINS_PER_BLOCK", 1000)
+    np.testing.assert_allclose(_ours(refs, ests, win=0.9, hop=0.7), reference, rtol=0, atol=1e-9)
+    monkeypatch.setattr(metrics, "_FRAMES_PER_CHUNK", 1)
+    monkeypatch.setattr(metrics, "_BINS_PER_BLOCK", 1 << 20)  # one block: every bin at once
+    np.testing.assert_allclose(_ours(refs, ests, win=0.9, hop=0.7), reference, rtol=0, atol=1e-9)
+    assert not np.isnan(reference).any() and reference.shape == (4, 3, 10)
