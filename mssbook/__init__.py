@@ -17,6 +17,7 @@ from . import profile  # noqa: E402
 from .errors import (  # noqa: E402
     AudioFileError,
     DatasetError,
+    InvalidValueError,
     MissingDependencyError,
     MSSBookError,
     OutputExistsError,
@@ -66,5 +67,6 @@ __all__ = [
     "MissingDependencyError",
     "AudioFileError",
     "DatasetError",
+    "InvalidValueError",
     "OutputExistsError",
 ]

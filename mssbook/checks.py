@@ -2,8 +2,9 @@
 and output folders.
 
 Every CLI command and every public function that takes a path or an array calls these, so the
-same mistake gets the same message everywhere: the value or file at fault, and the fix. They raise
-:class:`~mssbook.errors.MSSBookError` (or a subclass), which the CLI prints as one line.
+same mistake gets the same message everywhere: the value or file at fault, and the fix. Bad values
+raise :class:`~mssbook.errors.InvalidValueError` (an MSSBookError and a ValueError), bad files
+:class:`~mssbook.errors.AudioFileError`, other problems MSSBookError; the CLI prints them as one line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import AudioFileError, MSSBookError
+from .errors import AudioFileError, InvalidValueError, MSSBookError
 
 #: what `mssbook separate DIR` picks up inside a folder
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".aac", ".aiff", ".aif", ".opus", ".wma")
@@ -33,22 +34,23 @@ def audio_array(audio, name: str = "audio") -> tuple[np.ndarray, bool]:
         audio = audio.numpy()
     audio = np.asarray(audio)
     if audio.dtype.kind not in "fiu":
-        raise MSSBookError(f"{name} must hold numbers (float samples), got dtype {audio.dtype}.")
+        raise InvalidValueError(f"{name} must hold numbers (float samples), got dtype {audio.dtype}.")
     if audio.ndim == 1:
         audio, was_1d = audio[None], True
     elif audio.ndim == 2:
         was_1d = False
     else:
-        raise MSSBookError(f"{name} must be (channels, samples) or 1-D mono, got shape {audio.shape}; for a batch, "
-                           "call once per signal.")
+        raise InvalidValueError(f"{name} must be (channels, samples) or 1-D mono, got shape {audio.shape}; "
+                                "for a batch, call once per signal.")
     if audio.shape[0] > audio.shape[1] and audio.shape[0] > 8:
-        raise MSSBookError(f"{name} has shape {audio.shape}, i.e. more channels than samples: mssbook expects "
-                           "(channels, samples), as load_audio returns; did you pass (samples, channels)? Use .T.")
+        raise InvalidValueError(f"{name} has shape {audio.shape}, i.e. more channels than samples: mssbook "
+                                "expects (channels, samples), as load_audio returns; did you pass (samples, "
+                                "channels), as a musdb track's audio is? Use .T (e.g. track.audio.T).")
     if audio.shape[1] == 0:
-        raise MSSBookError(f"{name} has no samples; nothing to process.")
+        raise InvalidValueError(f"{name} has no samples; nothing to process.")
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if not np.all(np.isfinite(audio)):
-        raise MSSBookError(f"{name} contains NaN or infinite values; clean it first (np.nan_to_num).")
+        raise InvalidValueError(f"{name} contains NaN or infinite values; clean it first (np.nan_to_num).")
     return audio, was_1d
 
 
@@ -56,7 +58,7 @@ def sample_rate(sr, name: str = "sr") -> int:
     """A sample rate: a positive whole number of Hz."""
     ok = isinstance(sr, (int, float, np.integer, np.floating)) and not isinstance(sr, bool)
     if not ok or not np.isfinite(sr) or sr <= 0 or int(sr) != sr:
-        raise MSSBookError(f"{name} must be the audio's sample rate, a positive whole number (e.g. 44100), got {sr!r}.")
+        raise InvalidValueError(f"{name} must be the audio's sample rate, a positive whole number (e.g. 44100), got {sr!r}.")
     return int(sr)
 
 
@@ -66,11 +68,11 @@ def seconds(value, name: str, *, allow_zero: bool = True, allow_none: bool = Tru
     if value is None:
         if allow_none:
             return None
-        raise MSSBookError(f"{label} needs a number of seconds.")
+        raise InvalidValueError(f"{label} needs a number of seconds.")
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         need = "0 or more" if allow_zero else "more than 0"
-        raise MSSBookError(f"{label} must be {need} seconds, got {value!r}.")
+        raise InvalidValueError(f"{label} must be {need} seconds, got {value!r}.")
     return float(value)
 
 
@@ -82,7 +84,8 @@ def input_file(path, what: str = "audio file") -> Path:
     if not path.exists():
         parent = path.parent if str(path.parent) else Path(".")
         hint = "" if parent.is_dir() else f" (the folder {parent} does not exist either)"
-        raise AudioFileError(f"{path}: no such file{hint}; check the path.")
+        raise AudioFileError(f"audio file not found: {path} (no such file{hint}); check the path "
+                             f"(relative paths start at {Path.cwd()}).")
     if not os.access(path, os.R_OK):
         raise AudioFileError(f"{path} cannot be read (permission denied); check its permissions.")
     return path

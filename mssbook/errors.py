@@ -12,6 +12,10 @@ class MissingDependencyError(MSSBookError, ImportError):
     """An optional package or program (torchaudio, ffmpeg, matplotlib, ...) is not usable."""
 
 
+class InvalidValueError(MSSBookError, ValueError):
+    """A number, array or option the user passed is out of range or of the wrong kind."""
+
+
 class AudioFileError(MSSBookError, OSError):
     """An audio file is missing, empty, corrupt or of an unsupported format."""
 

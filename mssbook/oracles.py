@@ -73,6 +73,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from . import checks
 from .errors import MSSBookError
 from .evaluation import DEFAULT_BACKEND, add_dataset_arguments, evaluate_dataset, format_table, tracks_from_args
 from .signal.transforms import ISTFT, STFT
@@ -127,24 +128,8 @@ __all__ = [
 
 
 def _as_signal(name: str, audio) -> np.ndarray:
-    """``audio`` as float32 ``(channels, samples)``; 1-D is mono."""
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().float().numpy()
-    a = np.asarray(audio)
-    if a.dtype.kind not in "fiu":
-        raise MSSBookError(f"{name} must hold audio samples (numbers), got dtype {a.dtype}.")
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2:
-        raise MSSBookError(f"{name} must be (channels, samples) or 1-D mono, got shape {a.shape}.")
-    if a.shape[0] > a.shape[1] and a.shape[0] > 8:
-        raise MSSBookError(
-            f"{name} has shape {a.shape}, i.e. more channels than samples: mssbook expects "
-            "(channels, samples); a musdb track's audio is (samples, channels), pass track.audio.T."
-        )
-    if not np.all(np.isfinite(a)):
-        raise MSSBookError(f"{name} contains NaN or infinite values.")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    """``audio`` as float32 ``(channels, samples)``; 1-D is mono (:func:`mssbook.checks.audio_array`)."""
+    return checks.audio_array(audio, name)[0]
 
 
 def _check_inputs(mixture, sources: Mapping) -> tuple[np.ndarray, list[str], np.ndarray]:

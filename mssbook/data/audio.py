@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .. import checks
 from ..deps import require_ffmpeg
 from ..errors import AudioFileError, MissingDependencyError
 from ..signal.resample import resample
@@ -79,13 +80,9 @@ class AudioInfo:
 
 def _check_path(path) -> Path:
     """The file as a Path, or an AudioFileError for a missing, non-regular or empty file."""
-    path = Path(os.fspath(path)).expanduser()
-    if not path.exists():
-        raise AudioFileError(
-            f"audio file not found: {path}. Check the path (relative paths start at {Path.cwd()})."
-        )
+    path = checks.input_file(os.fspath(path))  # missing, a folder, unreadable: named, with the fix
     if not path.is_file():
-        raise AudioFileError(f"{path} is not a regular file (a folder?); pass the path of an audio file.")
+        raise AudioFileError(f"{path} is not a regular file; pass the path of an audio file.")
     if path.stat().st_size == 0:
         raise AudioFileError(f"{path} is empty (0 bytes): an interrupted download or export? {_FIX_CORRUPT}.")
     return path
@@ -347,12 +344,8 @@ class _Span:
 
 def _open_span(path, start, duration, stream) -> _Span:
     """Check the arguments ``load_audio`` and ``read_blocks`` share and describe the file."""
-    if start is None:
-        start = 0.0
-    if not start >= 0:
-        raise ValueError(f"start must be >= 0 seconds, got {start!r}")
-    if duration is not None and not duration > 0:
-        raise ValueError(f"duration must be > 0 seconds (or None for 'to the end'), got {duration!r}")
+    start = checks.seconds(0.0 if start is None else start, "start")
+    duration = checks.seconds(duration, "duration (None: to the end)", allow_zero=False)
     path = _check_path(path)
     info, index = _describe(path, stream)
     file_sr = info.sample_rate
