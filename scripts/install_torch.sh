@@ -43,7 +43,9 @@ fi
 
 if [ "$(uname -s)" = Linux ] && ! has_gpu; then
   log "no NVIDIA GPU: trying PyTorch's CPU-only wheels torch==$VERSION+cpu from $CPU_INDEX (a few hundred MB instead of the CUDA build's GB)"
-  if quiet_pip --index-url "$CPU_INDEX" --timeout 15 --retries 0 "torch==$VERSION+cpu" "torchaudio==$VERSION+cpu"; then
+  # pip's own resolver errors would bury the one line below: keep them out of the way
+  if "${PIP[@]}" install --index-url "$CPU_INDEX" --timeout 15 --retries 0 \
+      "torch==$VERSION+cpu" "torchaudio==$VERSION+cpu" 2>/dev/null; then
     exit 0
   fi
   log "the CPU-only index $CPU_INDEX did not serve torch $VERSION+cpu (offline or unreachable), so installing PyPI's torch==$VERSION instead (a CUDA build on Linux: larger, works the same on a CPU)"
