@@ -82,7 +82,7 @@ import numpy as np
 import torch
 
 from . import checks
-from .errors import MSSBookError, OutputExistsError
+from .errors import AudioFileError, MSSBookError, OutputExistsError
 from .models.base import SeparationModel
 
 #: With ``segment=None``, inputs up to this many seconds are separated in one pass ...
@@ -964,6 +964,11 @@ def separate_file(
         def source() -> Iterator[np.ndarray]:
             nonlocal length
             for block in blocks:
+                if not np.all(np.isfinite(block)):  # the same rule as separate(array), named by file
+                    bad = int(np.argmax(~np.all(np.isfinite(block), axis=0)))
+                    raise AudioFileError(f"{path} contains NaN or infinite samples (first near "
+                                         f"{(length + bad) / sr:.3f} s); clean the file first (e.g. "
+                                         "np.nan_to_num on its samples) and separate it again.")
                 length += block.shape[-1]
                 if job.own_residual:
                     mix.append(block)
