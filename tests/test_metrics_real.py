@@ -83,7 +83,9 @@ def test_real_music_agrees_with_museval_within_its_own_rounding_spread(load):
     for i in (1, 2, 3):  # ISR, SIR, SAR
         ours_gap = np.nanmax(np.abs(ours[i] - ref[i]))
         museval_spread = np.nanmax(np.abs(rescaled[i] - ref[i]))
-        assert ours_gap <= 10 * museval_spread + 1e-6, (metrics.BSS_METRICS[i], ours_gap, museval_spread)
+        # measured up to 10.6x museval's own spread (Falcon 69's SAR on a clean-clone run; the
+        # rounding depends on thread counts and summation order): 30x leaves room for that
+        assert ours_gap <= 30 * museval_spread + 1e-6, (metrics.BSS_METRICS[i], ours_gap, museval_spread)
         assert ours_gap < 1.0  # and never a different metric: a broken projection is off by dB
 
 

@@ -29,8 +29,8 @@ def require_h5py():
         import h5py
     except ImportError:
         raise MissingDependencyError(
-            "reading nnabla (.h5) or Keras (.hdf5) weight files needs h5py: pip install h5py "
-            "(or pip install 'mssbook[weights]')."
+            "reading nnabla (.h5) or Keras (.hdf5) weight files needs h5py, a dependency of mssbook: "
+            "pip install h5py."
         ) from None
     return h5py
 
