@@ -14,6 +14,13 @@ own loss on ``--batch-size`` training excerpts of the length the model trains on
   separation, same threads, float32, so under the same load): the machine's throughput for a
   large matrix product (2048³) and a large 3×3 convolution (64 → 64 channels, 256×256): each
   model's GFLOP/s as a percentage of both;
+* **the ceiling of the model's own convolutions** (``own``): every convolution the separation ran is
+  recorded (shapes, strides, settings, counts) and replayed alone after it, in the same process; their
+  FLOPs over their summed time is what a network of exactly these convolutions could reach with
+  nothing else in between, and ``%own`` the model's GFLOP/s as a share of it. (D3Net's dense layers
+  are 3x3 convolutions of 2-22 input channels, which run well below the 64-channel reference however
+  the network around them is arranged: the two percentages separate the shapes' cost from the
+  network's overhead.)
 * peak resident memory of the separation (VmHWM of the fresh process, MiB) against ``--limit-gb``
   (4 GB), then of the whole run including the training step.
 
@@ -98,6 +105,70 @@ def machine_throughput(device: str) -> dict[str, float]:
                 "conv": best(lambda: conv(x), 2 * 64 * 64 * 9 * 256 * 256)}
 
 
+#: the convolution operators a separation can reach the dispatcher with (inference mode keeps conv1d/conv2d whole)
+CONV_OPS = {"convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+            "conv_transpose3d", "mkldnn_convolution"}
+
+
+def _spec(value):
+    """A hashable stand-in for an operator argument: tensors by shape and strides, lists as tuples."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.stride())
+    if isinstance(value, (list, tuple)):
+        return tuple(_spec(v) for v in value)
+    return value
+
+
+def _rebuild(spec, device: str):
+    if isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "tensor":
+        return torch.empty_strided(spec[1], spec[2], device=device).normal_()
+    if isinstance(spec, tuple):
+        return [_rebuild(v, device) for v in spec]
+    return spec
+
+
+class ConvRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records every convolution a separation runs: operator, argument shapes, strides and settings, with counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple, int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._opname in CONV_OPS and not kwargs:
+            key = (func, tuple(_spec(a) for a in args))
+            self.calls[key] = self.calls.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def conv_ceiling(calls: dict[tuple, int], device: str) -> tuple[float, float]:
+    """(GFLOP, seconds) of the recorded convolutions, each shape run **alone** (best of 2, same layout).
+
+    What these very convolutions cost with nothing else in between (no activations, additions,
+    copies or Python): the ceiling a model made of them can reach on this machine, as opposed to
+    the large 64 -> 64 reference convolution, whose many input channels keep the CPU's vector
+    units fuller than a network of 2-22 channel convolutions (D3Net's dense layers) can.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = seconds = 0.0
+    with torch.inference_mode():
+        for (func, specs), count in calls.items():
+            args = [_rebuild(spec, device) for spec in specs]
+            with FlopCounterMode(display=False) as counter:
+                func(*args)
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                func(*args)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            flops += counter.get_total_flops() * count
+            seconds += min(times) * count
+    return flops / 1e9, seconds
+
+
 def lstm_flops(module: torch.nn.LSTM, inputs, output) -> int:
     """Multiply-adds ×2 of an ``nn.LSTM`` call from its shapes (input and recurrent matrix products)."""
     x = inputs[0]
@@ -162,7 +233,8 @@ def child(spec: dict) -> dict:
     extra = []  # LSTM FLOPs, which FlopCounterMode does not see
     hooks = [m.register_forward_hook(lambda m, i, o: extra.append(lstm_flops(m, i, o)))
              for m in model.modules() if isinstance(m, torch.nn.LSTM)]
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    recorder = ConvRecorder()
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter, recorder:
         start = time.perf_counter()
         separate(audio, SR, model, device=device, segment=audio.shape[-1] / SR + 1, **options)
         if device.startswith("cuda"):
@@ -172,6 +244,8 @@ def child(spec: dict) -> dict:
         hook.remove()
     row["gflop"] = (counter.get_total_flops() + sum(extra)) / 1e9
     row["separate_peak_mib"] = peak_rss_mib()
+    if recorder.calls:  # after the peak is read: the replay allocates its own inputs
+        row["conv_gflop"], row["conv_alone_s"] = conv_ceiling(recorder.calls, device)
     if spec["train"]:
         row["train_s"], row["excerpt_s"] = time_training_step(model, spec["name"], device, spec["batch_size"])
         row["train_peak_mib"] = peak_rss_mib()
@@ -209,9 +283,10 @@ def main(argv=None) -> int:
     print(f"device {args.device}, {torch.get_num_threads()} threads, {args.seconds:g} s stereo 44.1 kHz input; "
           f"load average {os.getloadavg()[0]:.1f}")
     print("reference, per row in the model's process just before it separates: GFLOP/s of a 2048^3 matmul (mm) "
-          "and of a 3x3 64->64 conv on 256x256 (conv), float32")
+          "and of a 3x3 64->64 conv on 256x256 (conv), float32; own: GFLOP/s of the model's own convolutions, each "
+          "shape run alone (its ceiling); %own: the model's GFLOP/s as a share of that")
     header = (f"{'model':<34}{'params':>11}{'sep s':>8}{'s/s':>7}{'GFLOP':>8}{'GFLOP/s':>8}{'conv':>6}{'mm':>5}"
-              f"{'%conv':>6}{'%mm':>5}"
+              f"{'%conv':>6}{'%mm':>5}{'own':>6}{'%own':>5}"
               f"{'peak MiB':>9}{'<=':>3}{args.limit_gb:g}G{'train s':>9}{'peak MiB':>9}  batch   load")
     print(header)
     for key in args.models:
@@ -232,7 +307,10 @@ def main(argv=None) -> int:
                     f"{row['separate_s'] / args.seconds:>7.3f}{row['gflop']:>8.0f}{rate:>8.1f}"
                     f"{peak['conv']:>6.0f}{peak['matmul']:>5.0f}"
                     f"{100 * rate / peak['conv']:>6.0f}{100 * rate / peak['matmul']:>5.0f}"
-                    f"{row['separate_peak_mib']:>9.0f}{fits:>6}")
+                    + (f"{row['conv_gflop'] / row['conv_alone_s']:>6.0f}"
+                       f"{100 * rate * row['conv_alone_s'] / row['conv_gflop']:>5.0f}" if "conv_gflop" in row
+                       else f"{'-':>6}{'-':>5}")
+                    + f"{row['separate_peak_mib']:>9.0f}{fits:>6}")
             if "train_s" in row:
                 line += f"{row['train_s']:>9.1f}{row['train_peak_mib']:>9.0f}  {args.batch_size}x{row['excerpt_s']:.1f}s"
             else:

@@ -124,6 +124,10 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr", type=float, default=None, help="(0.001)")
     opt.add_argument("--weight-decay", type=float, default=None, help="(0.00001)")
     opt.add_argument("--patience", type=int, default=None, help="early stopping epochs (140)")
+    opt.add_argument("--lr-schedule", choices=("plateau", "step", "multistep", "cosine", "none"), default=None,
+                     help="(plateau); cosine anneals to zero by --epochs or --time-budget, whichever comes first")
+    opt.add_argument("--lr-warmup", type=float, default=None,
+                     help="cosine only: share of the run whose learning rate rises linearly from 0 (0)")
     opt.add_argument("--lr-decay-patience", type=int, default=None, help="(80)")
     opt.add_argument("--lr-decay-gamma", type=float, default=None, help="(0.3)")
     opt.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (off)")

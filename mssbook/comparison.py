@@ -39,6 +39,8 @@ __all__ = [
     "recipe_configs",
     "fit_gains",
     "evaluate_gain",
+    "gain_baseline",
+    "over_gain",
     "separation_seconds",
     "training_step_seconds",
     "dataset_scores_dir",
@@ -259,6 +261,44 @@ def evaluate_gain(gains: Mapping[str, float], root=None, subset: str = "test", *
     return evaluate_dataset(estimator, root, subset, output_dir=output_dir,
                             settings={"baseline": "fitted gain", "gains": gains}, is_wav=is_wav, tracks=tracks,
                             backend=backend, overwrite=overwrite, progress=progress, description="gain")
+
+
+GAIN_SOURCES = ("vocals", "drums", "bass", "other")
+
+
+def gain_baseline(root, tracks=None, *, is_wav: bool | None = None, base=None, backend: str = "fast",
+                  progress: bool = False) -> dict:
+    """The fitted-gain baseline of a dataset, as every model chapter shows it next to its model.
+
+    Fits one gain per source on the ``train`` songs (:func:`fit_gains`) and scores ``gain ·
+    mixture`` on the ``test`` songs (``tracks``: all, a number or names, as
+    :func:`mssbook.evaluation.evaluate_tracks`), for the four sources at once. The scores are facts
+    of the dataset: they are kept in ``dataset_scores_dir(root, "gain", base)`` (the folder chapter
+    08 uses too), so the first chapter pays for them and the others read them. Returns
+    :func:`evaluate_gain`'s summary with ``"gains"`` added: ``{target: gain}``.
+    """
+    gains = fit_gains(root, GAIN_SOURCES, is_wav=is_wav)
+    result = evaluate_gain(gains, root, output_dir=dataset_scores_dir(root, "gain", base), tracks=tracks,
+                           backend=backend, is_wav=is_wav, progress=progress)
+    return {**result, "gains": gains}
+
+
+def over_gain(model_sdr: Mapping[str, float], gain_table, targets: Iterable[str] | None = None) -> dict[str, float]:
+    """How far a model is above the fitted-gain baseline: ``{"gain_baseline_db", "over_gain_db"}``.
+
+    ``model_sdr``: the model's SDR per target (median over songs, as the tables print);
+    ``gain_table``: :func:`gain_baseline`'s ``"table"`` on the same songs. With several targets
+    both figures are the averages over ``targets`` (default: those of ``model_sdr``), each target
+    compared with its own gain, as chapter 03 does for X-UMX's four sources.
+    """
+    targets = list(model_sdr) if targets is None else list(targets)
+    missing = [t for t in targets if t not in model_sdr or t not in gain_table]
+    if not targets or missing:
+        raise MSSBookError(f"no SDR for {missing or 'any target'} in the model's scores or in the gain table; "
+                           f"the model has {sorted(model_sdr)}, the gain table {sorted(gain_table.targets())}.")
+    baseline = float(np.mean([gain_table[t]["SDR"] for t in targets]))
+    model = float(np.mean([model_sdr[t] for t in targets]))
+    return {"gain_baseline_db": baseline, "over_gain_db": model - baseline}
 
 
 # ----------------------------------------------------------------------------------------------

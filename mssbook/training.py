@@ -51,12 +51,17 @@ class TrainConfig:
     patience: int = 140  # early stopping: epochs without improvement of the monitored loss
     min_epochs: int = 0  # early stopping never stops before this epoch (the U-Net seed's --min_epochs)
     optimizer: str = "adam"  # "adam", "adamw", "rmsprop", "sgd", "adagrad" (the U-Net seed's --optimizer)
-    lr_schedule: str = "plateau"  # "plateau", "step" (× gamma every lr_step epochs), "multistep", "none"
+    lr_schedule: str = "plateau"  # "plateau", "step" (× gamma every lr_step epochs), "multistep", "cosine", "none"
     lr_decay_patience: int = 80
     lr_decay_gamma: float = 0.3
     lr_decay_cooldown: int = 10
     lr_step: int = 1
     lr_milestones: tuple[int, ...] = ()
+    # "cosine": per step, lr · ½(1 + cos(π p)), p the share of the run done: the larger of the steps
+    # done over epochs × batches per epoch and, with a time budget, the seconds spent over it. So a
+    # short CPU run anneals to zero by its budget, whichever limit comes first (SGDR, Loshchilov &
+    # Hutter 2017, one cycle). The first lr_warmup of p rises linearly from 0.
+    lr_warmup: float = 0.0
     grad_clip: float | None = None  # max gradient norm (BSRNN: 5)
     nb_workers: int = 0
     seed: int = 42
@@ -82,8 +87,10 @@ class TrainConfig:
         if self.monitor not in ("loss", "train_loss") and self.monitor not in self.valid_metrics:
             raise MSSBookError(f"monitor={self.monitor!r} must be 'loss', 'train_loss' or one of valid_metrics "
                                f"{self.valid_metrics}; e.g. TrainConfig(valid_metrics=('{self.monitor}',), monitor='{self.monitor}')")
-        if self.lr_schedule not in ("plateau", "step", "multistep", "none"):
-            raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, none")
+        if self.lr_schedule not in ("plateau", "step", "multistep", "cosine", "none"):
+            raise MSSBookError(f"lr_schedule {self.lr_schedule!r} is not one of plateau, step, multistep, cosine, none")
+        if not 0.0 <= self.lr_warmup < 1.0:
+            raise MSSBookError(f"lr_warmup is a share of the run in [0, 1); got {self.lr_warmup}")
         if self.optimizer not in OPTIMIZERS:
             raise MSSBookError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.batch_size < 1 or self.epochs < 1:
@@ -203,6 +210,7 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.epoch = 0
+        self._fit_start = time.perf_counter()  # fit() restarts it; the cosine schedule reads it
         self.best_loss = math.inf
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
@@ -220,7 +228,26 @@ class Trainer:
             return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_decay_gamma)
         if cfg.lr_schedule == "multistep":
             return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_decay_gamma)
-        return None
+        return None  # "none", and "cosine", which _set_cosine_lr applies per step
+
+    def run_progress(self, steps_done: int, steps_per_epoch: int) -> float:
+        """The share of this run done, in [0, 1]: steps over ``epochs`` × ``steps_per_epoch``, or the
+        time spent over the time budget when that is larger (rank 0's clock under DDP)."""
+        cfg = self.config
+        progress = steps_done / max(1, cfg.epochs * steps_per_epoch)
+        if cfg.time_budget:
+            progress = max(progress, (time.perf_counter() - self._fit_start) / cfg.time_budget)
+        return min(1.0, self._rank0_value(progress))
+
+    def _set_cosine_lr(self, steps_done: int, steps_per_epoch: int) -> None:
+        cfg = self.config
+        p = self.run_progress(steps_done, steps_per_epoch)
+        if p < cfg.lr_warmup:
+            factor = p / cfg.lr_warmup
+        else:
+            factor = 0.5 * (1 + math.cos(math.pi * (p - cfg.lr_warmup) / (1 - cfg.lr_warmup)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * factor
 
     def _prepare_output(self, resume: str) -> None:
         last = self.output / "last.pt"
@@ -283,9 +310,12 @@ class Trainer:
         limit = self.config.max_batches_per_epoch
         bar = _progress(loader, self.config.progress and self.ctx.is_main, desc=f"epoch {epoch}",
                         leave=False, total=min(len(loader), limit) if limit else len(loader))
+        steps_per_epoch = min(len(loader), limit) if limit else len(loader)
         for i, (mixture, references) in enumerate(bar):
             if limit is not None and i >= limit:
                 break
+            if self.config.lr_schedule == "cosine":
+                self._set_cosine_lr((epoch - 1) * steps_per_epoch + i, steps_per_epoch)
             mixture = mixture.to(self.device, non_blocking=True)
             references = references.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
@@ -369,7 +399,7 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``epochs``, early stopping or the time budget; returns the history."""
         cfg = self.config
-        start = time.perf_counter()
+        start = self._fit_start = time.perf_counter()
         epochs = _progress(range(self.epoch + 1, cfg.epochs + 1), cfg.progress and self.ctx.is_main,
                            desc="training", initial=self.epoch, total=cfg.epochs)
         for epoch in epochs:
@@ -402,6 +432,14 @@ class Trainer:
             if self._rank0_decides(out_of_time):  # one clock decides, or a rank could wait forever
                 break
         return self.history
+
+    def _rank0_value(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (a learning rate from one clock)."""
+        if not self.ctx.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return float(t.item())
 
     def _rank0_decides(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank (under torchrun each rank's own clock could disagree)."""

@@ -11,6 +11,11 @@ script prints each notebook's wall time and its ``mssbook-scores: {...}`` line, 
 **executed copies** (with outputs) and a ``summary.json`` to an output folder: a new temporary
 folder unless ``--output`` names one. The clean sources in ``notebooks/`` are never written.
 
+The closing table shows, for every model chapter (its scores carry ``gain_baseline_db`` and
+``over_gain_db``), the model's SDR, the fitted-gain baseline's and the difference: the model's SDR
+is the chapter's headline figure (median vocals SDR over the test songs; chapter 03: the average of
+X-UMX's four sources), the baseline the mixture times one gain fitted on the training songs.
+
 The exit code is 0 when every notebook ran without error within ``--budget`` seconds, 1 otherwise.
 The summary records the machine's load average: timings on a shared machine are pessimistic.
 """
@@ -145,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    print(f"\n{'notebook':28s} {'seconds':>8s}  result")
+    print(f"\n{'notebook':28s} {'seconds':>8s} {'model dB':>9s} {'gain dB':>8s} {'over gain':>10s}  result")
     for r in records:
-        print(f"{r['notebook']:28s} {r['seconds']:8.1f}  {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}")
+        scores = r["scores"] or {}
+        if "over_gain_db" in scores and "gain_baseline_db" in scores:  # a model chapter (issue 18)
+            gain, over = float(scores["gain_baseline_db"]), float(scores["over_gain_db"])
+            figures = f"{gain + over:9.2f} {gain:8.2f} {over:+10.2f}"
+        else:
+            figures = f"{'-':>9s} {'-':>8s} {'-':>10s}"
+        print(f"{r['notebook']:28s} {r['seconds']:8.1f} {figures}  {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}")
     if load_after:
         print(f"load average after: {' '.join(f'{x:.2f}' for x in load_after)}; summary in {output / 'summary.json'}")
     return 0 if all(r["ok"] for r in records) else 1

@@ -8,8 +8,8 @@ import torch
 
 from mssbook import models
 from mssbook.checkpoints import save_checkpoint
-from mssbook.comparison import (FAMILIES, dataset_scores_dir, evaluate_gain, family, fit_gains, load_or_train,
-                                recipe_configs, separation_seconds, training_step_seconds)
+from mssbook.comparison import (FAMILIES, dataset_scores_dir, evaluate_gain, family, fit_gains, gain_baseline,
+                                load_or_train, over_gain, recipe_configs, separation_seconds, training_step_seconds)
 from mssbook.data.musdb import open_musdb
 from mssbook.data.toy import generate_toy_dataset
 from mssbook.errors import MSSBookError
@@ -73,6 +73,31 @@ def test_evaluate_gain_scores_the_scaled_mixture(toy_root, tmp_path):
     assert again["evaluated"] == [] and again["table"]["vocals"]["SDR"] == table["vocals"]["SDR"]  # resumed
     with pytest.raises(MSSBookError, match="gains is empty"):
         evaluate_gain({}, toy_root, output_dir=tmp_path / "none")
+
+
+def test_gain_baseline_is_cached_per_dataset_and_over_gain_compares_per_target(toy_root, tmp_path):
+    result = gain_baseline(toy_root, is_wav=True, base=tmp_path)
+    table = result["table"]
+    assert set(table.targets()) == {"vocals", "drums", "bass", "other"} and len(result["tracks"]) == 2
+    assert result["gains"] == pytest.approx(fit_gains(toy_root, ["vocals", "drums", "bass", "other"], is_wav=True))
+    track = open_musdb(toy_root, subsets="test", is_wav=True).tracks[0]
+    g = result["gains"]["drums"]
+    expected = csdr({"drums": track.targets["drums"].audio.T}, {"drums": g * track.audio.T}, track.rate)["drums"]
+    assert table.per_track[track.name]["drums"]["SDR"] == pytest.approx(expected, abs=1e-3)
+    folder = dataset_scores_dir(toy_root, "gain", base=tmp_path)
+    assert sorted(p.stem for p in (folder / "test").glob("*.json")) == sorted(result["tracks"])
+    again = gain_baseline(toy_root, is_wav=True, base=tmp_path)  # the next chapter reads the same scores
+    assert again["evaluated"] == [] and again["table"]["vocals"]["SDR"] == table["vocals"]["SDR"]
+
+    one = over_gain({"vocals": table["vocals"]["SDR"] + 2.5}, table)
+    assert one == pytest.approx({"gain_baseline_db": table["vocals"]["SDR"], "over_gain_db": 2.5})
+    four = {t: table[t]["SDR"] + shift for t, shift in zip(("vocals", "drums", "bass", "other"), (4, 0, -2, 2))}
+    average = over_gain(four, table)
+    assert average["over_gain_db"] == pytest.approx(1.0)  # each target against its own gain, then averaged
+    assert average["gain_baseline_db"] == pytest.approx(np.mean([table[t]["SDR"] for t in four]))
+    assert over_gain(four, table, targets=["vocals"])["over_gain_db"] == pytest.approx(4.0)
+    with pytest.raises(MSSBookError, match="piano"):
+        over_gain({"piano": 3.0}, table)
 
 
 def test_dataset_scores_dir_follows_the_files(toy_root, tmp_path):

@@ -186,9 +186,39 @@ def test_optimizer_by_name(tmp_path, name, cls):
 
 
 
+def test_cosine_schedule_anneals_by_steps_or_by_the_time_budget(tmp_path):
+    import math
+
+    seen = []  # the learning rate of every step, as the optimizer applies it
+    trainer = Trainer(tiny_umx(), ToneDataset(n=8), None, output=tmp_path / "run",
+                      config=config(epochs=3, batch_size=2, lr_schedule="cosine", lr_warmup=0.25))
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: (seen.append(trainer.optimizer.param_groups[0]["lr"]), step(*a, **k))[1]
+    history = trainer.fit()
+    n = 3 * 4  # epochs x batches per epoch
+    expected = [1e-2 * (k / n / 0.25 if k / n < 0.25 else 0.5 * (1 + math.cos(math.pi * (k / n - 0.25) / 0.75)))
+                for k in range(n)]
+    assert seen == pytest.approx(expected, abs=1e-9)  # rises from 0, then anneals towards 0
+    assert seen[0] == 0.0 and max(seen) == pytest.approx(1e-2, rel=0.1) and seen[-1] < 1e-3
+    assert [h["lr"] for h in history] == pytest.approx([seen[3], seen[7], seen[11]])  # logged per epoch
+
+    # with a time budget, the share of the budget spent drives it when it is ahead of the steps
+    budgeted = Trainer(tiny_umx(), ToneDataset(n=8), None, output=tmp_path / "budget",
+                       config=config(epochs=1000, lr_schedule="cosine", time_budget=100.0))
+    budgeted._fit_start -= 75.0  # three quarters of the budget spent
+    assert budgeted.run_progress(0, 4) == pytest.approx(0.75, abs=0.01)
+    budgeted._set_cosine_lr(0, 4)
+    assert budgeted.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(0.75 * math.pi)), rel=0.05)
+    budgeted._fit_start -= 1000.0  # past the budget: zero, never negative
+    budgeted._set_cosine_lr(0, 4)
+    assert budgeted.optimizer.param_groups[0]["lr"] == 0.0
+
+
 def test_bad_settings_are_clear(tmp_path):
     with pytest.raises(MSSBookError, match="lr_schedule"):
-        TrainConfig(lr_schedule="cosine")
+        TrainConfig(lr_schedule="one_cycle")
+    with pytest.raises(MSSBookError, match="lr_warmup"):
+        TrainConfig(lr_schedule="cosine", lr_warmup=1.0)
     trainer = Trainer(tiny_umx(), ToneDataset(n=2), None, output=tmp_path / "x", config=config(batch_size=4))
     with pytest.raises(MSSBookError, match="no full batch"):
         trainer.fit()
