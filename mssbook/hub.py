@@ -33,6 +33,7 @@ from .errors import MSSBookError
 from .paths import data_dir
 from .utils import atomic_path
 from .weights import FORMATS, ConversionError, Release, module
+from .weights.common import names_target
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -184,7 +185,7 @@ def _wanted_urls(rel: Release, targets) -> list[str]:
         return list(rel.urls)
     wanted = []
     for url in rel.urls:
-        named = [t for t in rel.targets if re.search(rf"(^|[^a-z]){t}([^a-z]|$)", file_name(url).lower())]
+        named = [t for t in rel.targets if names_target(file_name(url), t)]
         if not named or any(t in targets for t in named):
             wanted.append(url)
     return wanted

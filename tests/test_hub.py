@@ -223,3 +223,16 @@ def test_official_format_files_load_by_path_and_as_a_release_copy(source, family
     # the official inference settings live in the configuration: a checkpoint rebuilds them
     rebuilt = mssbook.models.from_config(as_release.name, as_release.config)
     assert rebuilt.separation_options() == as_release.separation_options()
+
+
+def test_target_names_in_files_and_urls_are_read_one_way(tmp_path):
+    from mssbook.weights.common import find_target_files, names_target
+
+    assert names_target("vocals-b62c91ce.pth", "vocals") and names_target("X_VOCALS_epoch=2007.ckpt", "vocals")
+    assert not names_target("basses.h5", "bass") and not names_target("othervocals.h5", "vocals")
+    for name in ("vocals.h5", "bass_epoch=1.h5", "notes.txt", "drummer.h5"):
+        (tmp_path / name).write_bytes(b"x")
+    assert find_target_files(tmp_path, [".h5"]) == {"vocals": tmp_path / "vocals.h5", "bass": tmp_path / "bass_epoch=1.h5"}
+    rel = hub.release("umxhq")  # one URL per target: only the wanted targets' files are fetched
+    wanted = hub._wanted_urls(rel, ["drums"])
+    assert len(wanted) == 1 and names_target(hub.file_name(wanted[0]), "drums")

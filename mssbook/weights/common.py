@@ -51,6 +51,12 @@ def read_h5(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def names_target(file_name: str, target: str) -> bool:
+    """Whether ``file_name`` names ``target`` as a word (``vocals.h5``, ``vocals-b62c91ce.pth``,
+    ``vocals_epoch=2007.ckpt``; not ``basses.h5``), case-insensitively."""
+    return re.search(rf"(^|[^a-z]){re.escape(target.lower())}([^a-z]|$)", file_name.lower()) is not None
+
+
 def find_target_files(path: str | Path, suffixes: Iterable[str], targets=None,
                       what: str = "weights") -> dict[str, Path]:
     """``{target: file}`` from one file or a folder of per-target files.
@@ -69,9 +75,8 @@ def find_target_files(path: str | Path, suffixes: Iterable[str], targets=None,
         raise ConversionError(f"{path} does not exist; pass the downloaded weight file or its folder.")
     found: dict[str, Path] = {}
     for file in candidates:
-        stem = file.name.lower()
         for target in SOURCES:
-            if re.search(rf"(^|[^a-z]){target}([^a-z]|$)", stem) and target not in found:
+            if names_target(file.name, target) and target not in found:
                 found[target] = file
                 break
     if isinstance(targets, str):

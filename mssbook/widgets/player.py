@@ -22,13 +22,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..checks import AUDIO_SUFFIXES
 from ..data.audio import STEM_STREAMS
 from ..paths import data_dir, shared_data_dir
 from .base import View, ipywidgets, is_static
 from .mixer import StemMixer, with_residual
 
 SOURCES = ("vocals", "drums", "bass", "other")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".aiff", ".aif")
 
 
 @dataclass(frozen=True)
