@@ -309,3 +309,31 @@ def test_validation_loss_averages_chunks():
     with torch.no_grad():
         expected = np.mean([float(model.loss(mixture[..., s:s + 4000], refs[..., s:s + 4000])[0]) for s in (0, 4000)])
         assert float(model.validation_loss(mixture, refs)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("combination", [True, False])
+def test_losses_equal_the_summed_combinations_they_avoid_building(combination):
+    """The Gram-matrix losses give the numbers and gradients of combine() + MSE / weighted SDR."""
+    from mssbook.models.xumx import combine, frequency_domain_loss, time_domain_loss, weighted_sdr_loss
+
+    torch.manual_seed(0)
+    est = torch.rand(3, 4, 2, 65, 20, requires_grad=True)
+    ref = torch.rand(3, 4, 2, 65, 20)
+    direct = combine(est - ref, combination).square().mean()
+    fast = frequency_domain_loss(est, ref, combination)
+    assert float(fast) == pytest.approx(float(direct), rel=1e-6)
+    (g_direct,), (g_fast,) = torch.autograd.grad(direct, est), torch.autograd.grad(fast, est)
+    assert torch.allclose(g_fast, g_direct, rtol=1e-4, atol=1e-6 * float(g_direct.abs().max()))
+
+    waves = torch.randn(3, 4, 2, 3000, requires_grad=True)
+    refs = torch.randn(3, 4, 2, 3000)
+    refs[0, 1] = 0  # a silent source: a combination equal to the whole mixture minus nothing
+    mixture = refs.sum(1)
+    for trim in (0, 200):
+        keep = slice(trim, 3000 - trim) if trim else slice(None)
+        direct = 1.0 + weighted_sdr_loss(combine(waves[..., keep], combination), combine(refs[..., keep], combination),
+                                         mixture[:, None, :, keep]).mean()
+        fast = time_domain_loss(mixture, waves, refs, combination, edge_trim=trim)
+        assert fast.dtype == torch.float32 and float(fast) == pytest.approx(float(direct), abs=1e-6)
+        (g_direct,), (g_fast,) = torch.autograd.grad(direct, waves), torch.autograd.grad(fast, waves)
+        assert torch.allclose(g_fast, g_direct, atol=1e-5 * float(g_direct.abs().max()))
