@@ -37,16 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _memory import peak_rss_mib  # noqa: E402  (benchmarks/_memory.py, next to this script)
+
 SR = 44100
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM), MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def build(checkpointing: bool):

@@ -57,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _memory import peak_rss_mib  # noqa: E402  (benchmarks/_memory.py, next to this script)
+
 SR = 44100
 
 #: (registry name, target, separation options) per benchmark row
@@ -75,15 +77,6 @@ ROWS = {
 DEFAULT_MODELS = [key for key in ROWS if key != "wavenet_tf1601"]
 #: the paper-size preset of a family where it is not called "paper"
 PAPER_PRESETS = {"tfc_tdf_net": "large"}
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM), MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def machine_throughput(device: str) -> dict[str, float]:
