@@ -359,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solution", default=None, metavar="ID", help="print the worked solution of one exercise")
     p.set_defaults(func=cmd_exercises)
 
+    from . import course
+
+    p = sub.add_parser("course", help="the course's prepared models: train each model chapter's tutorial model "
+                                      "longer, once (prepare), and list them (status)")
+    course.configure_parser(p)
+
     p = sub.add_parser("demo", help="the main job: toy songs → train Open-Unmix → separate → evaluate → report")
     p.add_argument("--output", "-o", type=Path, default=None,
                    help="report folder, must not exist (default: a new data/reports/demo-<time>)")
