@@ -86,12 +86,12 @@ CI_RECIPE = {"epochs": 1, "max_batches_per_epoch": 2}
 
 #: One preparation per model chapter (02-07), in course order.
 PREPARATIONS: tuple[Preparation, ...] = (
-    Preparation("UMX", epochs=40),
+    Preparation("UMX", epochs=250),
     Preparation("X-UMX", epochs=120),
-    Preparation("D3Net", epochs=60),
+    Preparation("D3Net", epochs=80),
     Preparation("TFC-TDF U-Net", epochs=300),
     Preparation("BSRNN", epochs=300),
-    Preparation("Wavenet", epochs=150),
+    Preparation("Wavenet", epochs=200),
 )
 
 
