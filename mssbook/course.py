@@ -3,10 +3,10 @@
 A chapter trains its model live for two minutes or so: enough to see training work, not enough
 to hear a clean separation. ``mssbook course prepare`` trains the *same* tutorial preset with the
 family's CPU recipe (:data:`mssbook.comparison.FAMILIES`, as chapter 08 trains it) for a fixed
-number of epochs, seeded (10-20 minutes per model on two CPU cores), and keeps the result with its
-scores on the toy test songs; a chapter then shows "what two minutes of training gives" (live) next to "what the
-prepared model gives" (:func:`load_prepared`, :func:`prepared_scores`), and says how to prepare it
-when it is missing (:func:`how_to_prepare`). Nothing is downloaded: every prepared model is the
+number of epochs, seeded (about 10-15 minutes per model on two CPU cores), and keeps the result
+with its scores on the toy test songs; a chapter then shows "what two minutes of training gives"
+(live) next to "what the prepared model gives" (:func:`load_prepared`, :func:`prepared_scores`),
+and says how to prepare it when it is missing (:func:`how_to_prepare`). Nothing is downloaded: every prepared model is the
 project's own code trained on the project's own songs. ::
 
     mssbook course prepare                  # every model chapter, one after the other
@@ -157,7 +157,7 @@ def how_to_prepare(key: str) -> str:
     prep = preparation(key)
     return (f"No prepared {prep.family} yet. In a terminal run `mssbook course prepare --chapter {prep.chapter}` "
             f"(or in a cell: `from mssbook.course import prepare; prepare('{prep.chapter}')`); it trains this "
-            f"chapter's tutorial model for {prep.epochs} epochs, 10-20 minutes on two CPU cores, once. "
+            f"chapter's tutorial model for {prep.epochs} epochs, about 10-15 minutes on two CPU cores, once. "
             "Then run this chapter again.")
 
 
@@ -186,7 +186,8 @@ def prepare(keys: str | Iterable[str] | None = None, root=None, *, base=None, fo
     from .training import train_model
 
     root = _root(root)
-    preps = list(PREPARATIONS) if keys is None else [preparation(k) for k in ([keys] if isinstance(keys, str) else keys)]
+    keys = [keys] if isinstance(keys, str) else keys
+    preps = list(PREPARATIONS) if keys is None else [preparation(k) for k in keys]
     folders = []
     for prep in preps:
         folder = prepared_dir(prep.family, root, base)
@@ -277,7 +278,7 @@ def chapter_prepared(key: str, root=None, tracks=None, *, prepare_if_missing: bo
     """What a chapter shows of its prepared model: the :class:`Prepared` with its ``scores`` on
     ``tracks`` of the test songs (``score=False``: none), or None after printing
     :func:`how_to_prepare`. ``prepare_if_missing`` prepares it first (the ci profile does, with
-    its token recipe; at the default profile that is 10-20 minutes)."""
+    its token recipe; at the default profile that is about 10-15 minutes)."""
     prepared = load_prepared(key, root)
     if prepared is None and prepare_if_missing:
         prepare(key, root, progress=False, evaluate=False, log=log)
@@ -298,7 +299,8 @@ def chapter_prepared(key: str, root=None, tracks=None, *, prepare_if_missing: bo
 
 def configure_parser(parser) -> None:
     sub = parser.add_subparsers(dest="course_command", metavar="ACTION", required=True)
-    p = sub.add_parser("prepare", help="train each model chapter's tutorial model longer, once (10-20 min each)")
+    p = sub.add_parser("prepare", help="train each model chapter's tutorial model longer, once "
+                                       "(about 10-15 min each)")
     p.add_argument("--chapter", "--chapters", dest="chapters", nargs="+", default=None,
                    help="only these chapters (02-07) or families (UMX, BSRNN, ...); default: all")
     p.add_argument("--force", action="store_true", help="train again even when a prepared model exists")
