@@ -6,8 +6,8 @@ family's CPU recipe (:data:`mssbook.comparison.FAMILIES`, as chapter 08 trains i
 number of epochs, seeded (about 10-15 minutes per model on two CPU cores), and keeps the result
 with its scores on the toy test songs; a chapter then shows "what two minutes of training gives"
 (live) next to "what the prepared model gives" (:func:`load_prepared`, :func:`prepared_scores`),
-and says how to prepare it when it is missing (:func:`how_to_prepare`). Nothing is downloaded: every prepared model is the
-project's own code trained on the project's own songs. ::
+and says how to prepare it when it is missing (:func:`how_to_prepare`). Nothing is downloaded:
+every prepared model is the project's own code trained on the project's own songs. ::
 
     mssbook course prepare                  # every model chapter, one after the other
     mssbook course prepare --chapter 06     # BSRNN only
@@ -161,12 +161,6 @@ def how_to_prepare(key: str) -> str:
             "Then run this chapter again.")
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def prepare(keys: str | Iterable[str] | None = None, root=None, *, base=None, force: bool = False,
             progress: bool = True, evaluate: bool = True, log=print) -> list[Path]:
     """Prepare the models of ``keys`` (chapters or family labels; default: every model chapter).
@@ -184,6 +178,7 @@ def prepare(keys: str | Iterable[str] | None = None, root=None, *, base=None, fo
     from .checkpoints import load_model, save_checkpoint
     from .comparison import recipe_configs
     from .training import train_model
+    from .utils import atomic_path
 
     root = _root(root)
     keys = [keys] if isinstance(keys, str) else keys
@@ -224,7 +219,8 @@ def prepare(keys: str | Iterable[str] | None = None, root=None, *, base=None, fo
                 "steps": steps, "seconds": round(seconds, 1), "threads": torch.get_num_threads(),
                 "load_average": load, "profile": profile.current(), "recipe": {**dict(item.cpu), **recipe},
                 "mssbook": __version__, "prepared_at": round(time.time(), 3)}
-        _write_json(folder / "prepared.json", info)
+        with atomic_path(folder / "prepared.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(info, indent=2) + "\n")
         shutil.rmtree(training, ignore_errors=True)
         shutil.rmtree(folder / "scores", ignore_errors=True)  # scores of an earlier model
         log(f"{prep.family}: {len(history)} epochs, {steps} steps in {seconds / 60:.1f} min -> {target}")
@@ -266,11 +262,9 @@ def prepared_scores(prepared: Prepared, root=None, tracks=None) -> dict:
     if not isinstance(prepared, Prepared):
         raise MSSBookError(f"prepared_scores takes what load_prepared returns, not {type(prepared).__name__}; "
                            "load_prepared gives None when the model is not prepared.")
-    item = prepared.preparation.item
-    targets = item.target if item.model not in ("xumx", "wavenet") else None
     return evaluate_tracks(prepared.path, root=_root(root), subset="test", output_dir=prepared.folder / "scores",
-                           targets=targets, tracks=tracks, device="cpu", backend="fast", progress=False,
-                           **dict(item.evaluate))
+                           tracks=tracks, device="cpu", backend="fast", progress=False,
+                           **dict(prepared.preparation.item.evaluate))
 
 
 def chapter_prepared(key: str, root=None, tracks=None, *, prepare_if_missing: bool = False, score: bool = True,

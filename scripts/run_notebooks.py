@@ -20,7 +20,7 @@ headline model is the chapter's **prepared** model when it is there (``mssbook c
 :mod:`mssbook.course`: the same tutorial model trained longer, once), else the model the chapter
 trained in its own time budget; the ``model`` column says which, and ``live`` gives the live
 model's distance to the gain in either case. ``--prepare`` prepares the chapters' models first
-(each takes 10-20 minutes on two CPU cores the first time, nothing later); that time is not part
+(each takes about 10-15 minutes on two CPU cores the first time, nothing later); that time is not part
 of any notebook's budget.
 
 The exit code is 0 when every notebook ran without error within ``--budget`` seconds, 1 otherwise.
