@@ -110,6 +110,7 @@ def best_times(fns: dict, repeats: int) -> tuple[dict, dict]:
 
 
 def speed(seconds: float, repeats: int) -> None:
+    from mssbook.allocator import reuse_freed_memory
     from mssbook.separation import separate
 
     model = paper_umx()
@@ -123,8 +124,8 @@ def speed(seconds: float, repeats: int) -> None:
     for niter in (0, 1):
         separator = openunmix_separator(model, niter)
 
-        def run_ref():
-            with torch.inference_mode():
+        def run_ref():  # under the allocator setting mssbook.separate uses, so like is compared with like
+            with torch.inference_mode(), reuse_freed_memory():
                 return separator(x)[0].numpy()
 
         best, out = best_times({"ours": lambda: separate(audio, SR, model, device="cpu", niter=niter),

@@ -82,6 +82,7 @@ import numpy as np
 import torch
 
 from . import checks
+from .allocator import reuse_freed_memory
 from .errors import AudioFileError, MSSBookError, OutputExistsError
 from .models.base import SeparationModel
 
@@ -662,11 +663,12 @@ class _Progress:
 
 @contextmanager
 def _eval_mode(net: torch.nn.Module):
-    """Inference mode with ``net`` in eval mode, restored afterwards."""
+    """Inference mode with ``net`` in eval mode, restored afterwards; freed tensors' memory is
+    reused meanwhile instead of mapped afresh (:func:`mssbook.allocator.reuse_freed_memory`)."""
     was_training = net.training
     net.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), reuse_freed_memory():
             yield
     finally:
         if was_training:

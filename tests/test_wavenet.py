@@ -119,8 +119,27 @@ def test_windowed_separation_agrees_for_any_target_field_and_batch():
     assert trained.shape == (2, 4, 1, 1000)
     assert torch.allclose(longer, trained, atol=1e-5)
     assert torch.allclose(one_shot, trained, atol=1e-5)
-    assert model.separation_options() == {"target_field_length": 64, "batch_size": 10, "one_shot": False,
+    assert model.separation_options() == {"target_field_length": 64, "batch_size": None, "one_shot": False,
                                           "seed_windows": False}
+
+
+def test_longer_windows_go_fewer_per_pass_so_memory_does_not_grow():
+    """batch_size=None: as many windows as hold the samples of 10 windows of the trained field."""
+    model = tiny_wavenet().eval()
+    R, m = model.receptive_field_length, model.network.edge_context
+    x = noise(1, 20000, seed=4)
+    widths = []
+    hook = model.network.register_forward_hook(lambda net, args, out: widths.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        model.separate_heads(x)  # trained field: 10 windows per pass
+        trained = widths[:]
+        widths.clear()
+        model.separate_heads(x, target_field_length=640)  # 10x the field: fewer windows per pass
+    hook.remove()
+    samples = (64 + R - 1 + 2 * m) * 10  # what one pass of 10 trained windows holds
+    assert trained[0][0] == 10
+    assert widths[0][0] == samples // (640 + R - 1 + 2 * m) < 10
+    assert max(batch * width for batch, _, width in widths) <= samples
 
 
 def test_seed_windows_differ_only_at_window_edges():

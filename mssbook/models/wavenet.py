@@ -77,7 +77,11 @@ MODE_RECIPES: dict[str, dict] = {
     "singing-voice": {"targets": ("singing-voice",), "fragments": "auto", "fragment_p": 0.5},
 }
 
-#: Windows per forward pass in :meth:`Wavenet.separate` (the seed's default: the training batch, 10).
+#: Windows per forward pass in :meth:`Wavenet.separate` for windows of the trained target field (the
+#: seed's default: the training batch, 10). Longer windows (a larger ``target_field_length``) go
+#: fewer at a time, so that a pass holds the same number of samples and memory does not grow with
+#: the target field (issue 16: 10 windows of 10× the paper's field took 4-5.5 GB for 30 s; 2 of
+#: them run as fast in 1.6 GB).
 DEFAULT_WINDOW_BATCH = 10
 
 #: Target samples per window in :meth:`Wavenet.validation_loss`: the seed README's faster inference
@@ -381,7 +385,7 @@ class Wavenet(SeparationModel):
 
     # -- inference -----------------------------------------------------------------------------
     def separation_options(self) -> dict:
-        return {"target_field_length": self.target_field_length, "batch_size": DEFAULT_WINDOW_BATCH,
+        return {"target_field_length": self.target_field_length, "batch_size": None,
                 "one_shot": False, "seed_windows": False}
 
     def separate_heads(self, mono: torch.Tensor, target_field_length: int | None = None,
@@ -394,11 +398,13 @@ class Wavenet(SeparationModel):
         every T samples and each keeps its T central outputs. ``one_shot``: T = L, one window.
         """
         T = mono.shape[-1] if one_shot else int(target_field_length or self.target_field_length)
-        batch_size = int(batch_size or DEFAULT_WINDOW_BATCH)
         margin = 0 if seed_windows else self.network.edge_context
         R, p, L = self.receptive_field_length, self.target_padding, mono.shape[-1]
         n = math.ceil(L / T)  # windows
         N = T + R - 1 + 2 * margin  # samples per window
+        if batch_size is None:  # the samples of DEFAULT_WINDOW_BATCH trained windows per pass
+            batch_size = max(1, DEFAULT_WINDOW_BATCH * (self.target_field_length + R - 1 + 2 * margin) // N)
+        batch_size = int(batch_size)
         front = R // 2 + margin
         padded = F.pad(mono, (front, (n - 1) * T + N - L - front))  # (M, front + L + back)
         windows = padded.unfold(-1, N, T).reshape(-1, N)  # (M · n, N)
@@ -420,7 +426,8 @@ class Wavenet(SeparationModel):
 
         Options (None: :meth:`separation_options`): ``target_field_length`` samples kept per
         window (larger: fewer, longer windows, the seed's speed-up; the network is fully
-        convolutional, so any value works), ``batch_size`` windows per forward pass,
+        convolutional, so any value works), ``batch_size`` windows per forward pass (None: the
+        samples of :data:`DEFAULT_WINDOW_BATCH` windows of the trained field, so fewer longer ones),
         ``one_shot`` the whole input in one pass (memory grows with the length), ``seed_windows``
         the seed's exact windows of R + T − 1 samples (see the module docstring). Call
         ``model.eval()`` first.
@@ -481,7 +488,8 @@ TUTORIAL = dict(PAPER, stacks=2, dilations=6, residual_channels=24, skip_channel
         Option("--target-field-length", "target_field_length", int, where="separate",
                help="samples kept per window (default: the trained 1601); larger is faster, e.g. 16001"),
         Option("--window-batch", "batch_size", int, where="separate",
-               help="inference windows per forward pass (U-Nets: 4, Wavenet: 10); lower it if memory runs out"),
+               help="inference windows per forward pass (U-Nets: 4; Wavenet: 10 windows of the trained target "
+                    "field, fewer of a longer one); lower it if memory runs out"),
         Option("--one-shot", "one_shot", parse_bool, where="separate",
                help="separate each segment in a single forward pass (true/false, default false)"),
     ),

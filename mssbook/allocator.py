@@ -1,0 +1,102 @@
+"""Large tensors without page faults: keep freed memory in the process while a separation runs.
+
+On Linux, glibc's ``malloc`` serves every request above its mmap threshold (128 KiB at first,
+32 MiB at most) with a fresh ``mmap`` and gives it back to the kernel with ``munmap`` when the
+tensor is freed. A spectrogram network allocates such tensors for every layer of every patch
+(the paper D3Net: activations of 100-350 MB per layer), so the kernel maps, zero-fills and
+unmaps hundreds of megabytes per network call: one page fault per 4 KiB. Measured for issue 16
+on 2 CPU cores (``benchmarks/bench_models.py``): the paper D3Net spent 30 of its 111 CPU seconds
+separating 30 s of audio in the kernel, and a 3×3 convolution of 13 → 52 channels on 256 × 1600
+pixels ran at 36 % of the machine's convolution throughput instead of 70 %.
+
+:func:`reuse_freed_memory` turns this off for the duration of a ``with`` block: freed blocks stay
+in the process's heap and the next tensor of that size reuses them, already mapped
+(``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``). On leaving, glibc's defaults
+come back and ``malloc_trim(0)`` returns the free memory to the system, so the process does not
+keep the separation's peak. The cost is a higher peak *inside* the block (freed blocks are reused
+only by requests they fit; ``benchmarks/bench_models.py`` prints it). The separator
+(:func:`mssbook.separate`, :func:`mssbook.separate_file`) runs every model inside it.
+
+Elsewhere (macOS, Windows, musl) it does nothing: those allocators keep large blocks themselves
+or differ, and nothing here is needed for correctness. ``MSSBOOK_MALLOC=default`` in the
+environment turns it off (to compare, or where another allocator such as jemalloc is preloaded).
+
+This module imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+# mallopt's parameter numbers (glibc's malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+# glibc's defaults, restored on leaving (DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD)
+DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD = 65536, 128 * 1024
+KEEP_TRIM_THRESHOLD = 1 << 30  # 1 GiB: free memory at the top of the heap stays while inside
+
+_lock = threading.Lock()
+_depth = 0  # nested blocks (a separation inside a separation's callback): only the outermost acts
+_libc = None
+
+
+def _glibc():
+    """glibc's handle, or None where the process does not run on glibc (or it is turned off)."""
+    global _libc
+    if os.environ.get("MSSBOOK_MALLOC", "").strip().lower() == "default":
+        return None
+    if _libc is None:
+        if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+            _libc = False
+        else:
+            try:
+                libc = ctypes.CDLL(None)
+                _libc = libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else False
+            except OSError:
+                _libc = False
+    return _libc or None
+
+
+def active() -> bool:
+    """True inside a :func:`reuse_freed_memory` block that changed the allocator's settings."""
+    return _depth > 0 and _glibc() is not None
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+    """Inside the block, freed memory stays in the process for the next tensors (glibc only).
+
+    ::
+
+        with reuse_freed_memory():
+            estimates = model.separate(mixture)
+
+    Nested blocks are fine (the outermost one restores the defaults). The settings are the
+    process's, so another thread allocating meanwhile shares them for that time.
+    """
+    global _depth
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    with _lock:
+        _depth += 1
+        if _depth == 1:
+            libc.mallopt(M_MMAP_MAX, 0)  # no fresh mappings: large blocks come from the heap
+            libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)  # and stay there when freed
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)  # give the block's free memory back
+
+
+__all__ = ["reuse_freed_memory", "active"]
