@@ -2,14 +2,18 @@
 
 For each model (a registered name and preset, random weights: speed does not depend on what the
 weights learned), a **fresh process** runs the shared separator ``mssbook.separation.separate`` on
-``--seconds`` of stereo 44.1 kHz noise (one pass, no segments), then one Adam step of the model's
-own loss on ``--batch-size`` training excerpts of the length the model trains on. Per model:
+``--seconds`` of stereo 44.1 kHz noise (one pass, no segments) twice, first counted, then timed,
+then one Adam step of the model's own loss on ``--batch-size`` training excerpts of the length the
+model trains on. Per model:
 
-* separation seconds and seconds per second of audio (below 1: faster than real time);
-* the floating-point operations of that separation, counted in the same run by
+* separation seconds (the second, uninstrumented pass; the first one warms the allocator and
+  oneDNN's kernel cache, as the references below are timed after a warm-up) and seconds per second
+  of audio (below 1: faster than real time);
+* the floating-point operations of that separation, counted in the first pass by
   ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products) plus the LSTMs'
   matrix products from their shapes (the counter does not see inside ``nn.LSTM``), and the
-  achieved GFLOP/s;
+  achieved GFLOP/s (the counting modes intercept every operator in Python: timed under them,
+  D3Net took 10 % longer);
 * **the reference, measured in the same run** (in the model's process just before its
   separation, same threads, float32, so under the same load): the machine's throughput for a
   large matrix product (2048³) and a large 3×3 convolution (64 → 64 channels, 256×256): each
@@ -23,6 +27,11 @@ own loss on ``--batch-size`` training excerpts of the length the model trains on
   network's overhead.)
 * peak resident memory of the separation (VmHWM of the fresh process, MiB) against ``--limit-gb``
   (4 GB), then of the whole run including the training step.
+
+The separations run under :func:`mssbook.allocator.reuse_freed_memory`, as every separation through
+the separator does (freed large tensors are reused instead of mapped and zero-filled afresh by the
+kernel); the references and the replays run under it too, so that like is compared with like.
+``MSSBOOK_MALLOC=default python benchmarks/bench_models.py`` shows the numbers without it.
 
 The Wavenet is timed at 10× its trained target field (``target_field_length``), which changes
 the windows but not the result; ``--models wavenet_tf1601`` times its trained target field (1601
@@ -231,15 +240,17 @@ def child(spec: dict) -> dict:
     hooks = [m.register_forward_hook(lambda m, i, o: extra.append(lstm_flops(m, i, o)))
              for m in model.modules() if isinstance(m, torch.nn.LSTM)]
     recorder = ConvRecorder()
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter, recorder:
-        start = time.perf_counter()
-        separate(audio, SR, model, device=device, segment=audio.shape[-1] / SR + 1, **options)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        row["separate_s"] = time.perf_counter() - start
+    segment = audio.shape[-1] / SR + 1  # one pass
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter, recorder:  # counted, not timed
+        separate(audio, SR, model, device=device, segment=segment, **options)
     for hook in hooks:
         hook.remove()
     row["gflop"] = (counter.get_total_flops() + sum(extra)) / 1e9
+    start = time.perf_counter()  # timed without the counting modes, which slow every operator down
+    separate(audio, SR, model, device=device, segment=segment, **options)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    row["separate_s"] = time.perf_counter() - start
     row["separate_peak_mib"] = peak_rss_mib()
     if recorder.calls:  # after the peak is read: the replay allocates its own inputs
         row["conv_gflop"], row["conv_alone_s"] = conv_ceiling(recorder.calls, device)

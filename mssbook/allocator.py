@@ -11,9 +11,10 @@ pixels ran at 36 % of the machine's convolution throughput instead of 70 %.
 
 :func:`reuse_freed_memory` turns this off for the duration of a ``with`` block: freed blocks stay
 in the process's heap and the next tensor of that size reuses them, already mapped
-(``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``). On leaving, glibc's defaults
-come back and ``malloc_trim(0)`` returns the free memory to the system, so the process does not
-keep the separation's peak. The cost is a higher peak *inside* the block (freed blocks are reused
+(``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``). On leaving, large blocks are
+mapped again, the thresholds are where glibc's own sliding threshold settles (32 MiB; see
+:data:`SETTLED_MMAP_THRESHOLD`), and ``malloc_trim(0)`` returns the free memory to the system, so
+the process does not keep the separation's peak. The cost is a higher peak *inside* the block (freed blocks are reused
 only by requests they fit; ``benchmarks/bench_models.py`` prints it). The separator
 (:func:`mssbook.separate`, :func:`mssbook.separate_file`) runs every model inside it.
 
@@ -34,10 +35,16 @@ from contextlib import contextmanager
 from typing import Iterator
 
 # mallopt's parameter numbers (glibc's malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-# glibc's defaults, restored on leaving (DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD)
-DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD = 65536, 128 * 1024
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+DEFAULT_MMAP_MAX = 65536  # glibc's default number of mappings, restored on leaving
 KEEP_TRIM_THRESHOLD = 1 << 30  # 1 GiB: free memory at the top of the heap stays while inside
+# Any mallopt call switches off glibc's sliding mmap threshold (which rises to the size of each
+# freed mapping, up to 32 MiB on 64-bit, with the trim threshold at twice that). So on leaving,
+# the thresholds are set where the sliding scheme ends up in a torch program: left at glibc's
+# initial 128 KiB instead, every later tensor above it would be mapped afresh (measured: the
+# tutorial D3Net then trained 1.6x slower after a separation than in a fresh process).
+SETTLED_MMAP_THRESHOLD = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)  # DEFAULT_MMAP_THRESHOLD_MAX
+SETTLED_TRIM_THRESHOLD = 2 * SETTLED_MMAP_THRESHOLD
 
 _lock = threading.Lock()
 _depth = 0  # nested blocks (a separation inside a separation's callback): only the outermost acts
@@ -75,7 +82,7 @@ def reuse_freed_memory() -> Iterator[None]:
         with reuse_freed_memory():
             estimates = model.separate(mixture)
 
-    Nested blocks are fine (the outermost one restores the defaults). The settings are the
+    Nested blocks are fine (the outermost one restores the settings). The settings are the
     process's, so another thread allocating meanwhile shares them for that time.
     """
     global _depth
@@ -95,7 +102,8 @@ def reuse_freed_memory() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(M_MMAP_THRESHOLD, SETTLED_MMAP_THRESHOLD)
+                libc.mallopt(M_TRIM_THRESHOLD, SETTLED_TRIM_THRESHOLD)
                 libc.malloc_trim(0)  # give the block's free memory back
 
 

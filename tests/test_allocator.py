@@ -16,10 +16,10 @@ needs_glibc = pytest.mark.skipif(not GLIBC, reason="the setting exists on glibc 
 BIG = 48 * 2**20 // 4  # float32 elements of a 48 MiB tensor: above glibc's largest mmap threshold (32 MiB)
 
 
-def faults_of_big_tensor() -> int:
+def faults_of_big_tensor(elements: int = BIG) -> int:
     """Minor page faults taken by allocating, writing and freeing one 48 MiB tensor."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    tensor = torch.empty(BIG)
+    tensor = torch.empty(elements)
     tensor.fill_(1.0)  # touch every page
     del tensor
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
@@ -90,3 +90,16 @@ def test_the_separator_runs_models_inside_the_block(monkeypatch, tmp_path):
     np.testing.assert_allclose(out["vocals"], audio, atol=1e-6)
     assert model.seen and all(model.seen)
     assert not allocator.active()  # and leaves it
+
+
+@needs_glibc
+def test_after_the_block_tensors_up_to_32_mib_still_reuse_the_heap(monkeypatch):
+    """mallopt switches glibc's sliding threshold off; left at 128 KiB, every later 16 MiB tensor
+    would be mapped afresh (a separation would slow down the training that follows it)."""
+    monkeypatch.delenv("MSSBOOK_MALLOC", raising=False)
+    with reuse_freed_memory():
+        faults_of_big_tensor()
+    medium = 16 * 2**20 // 4  # 16 MiB
+    for _ in range(2):
+        faults_of_big_tensor(medium)
+    assert faults_of_big_tensor(medium) < medium * 4 // 4096 // 10
