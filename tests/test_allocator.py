@@ -1,7 +1,11 @@
 """mssbook.allocator: inside the block, freed large tensors are reused without new page faults."""
 
+import json
 import platform
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,19 +29,46 @@ def faults_of_big_tensor(elements: int = BIG) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
+def steady_faults(rounds: int = 8) -> list[int]:
+    """Faults of ``rounds`` 48 MiB tensors in a row (allocated, written, freed one after the other)."""
+    return [faults_of_big_tensor() for _ in range(rounds)]
+
+
+def settles_without_faults(faults: list[int]) -> bool:
+    """True once two tensors in a row took (almost) no page faults: freed memory is being reused.
+
+    The first few may still grow the heap or land in blocks that were handed back earlier (how many
+    depends on what the process allocated before), so the test looks for the steady state.
+    """
+    few = BIG * 4 // 4096 // 10
+    return any(a < few and b < few for a, b in zip(faults, faults[1:]))
+
+
+FRESH_PROCESS = """
+import json, sys
+sys.path[:0] = {paths!r}
+from test_allocator import steady_faults
+from mssbook.allocator import reuse_freed_memory
+outside = steady_faults(4)
+with reuse_freed_memory():
+    inside = steady_faults()
+print(json.dumps({{"outside": outside, "inside": inside}}))
+"""
+
+
 @needs_glibc
 def test_freed_tensors_are_reused_without_page_faults_inside_the_block(monkeypatch):
+    """In a fresh process (where no earlier block left free blocks in the heap): outside the block
+    every 48 MiB tensor is mapped and zero-filled afresh; inside, freed ones are reused."""
     monkeypatch.delenv("MSSBOOK_MALLOC", raising=False)
+    here = Path(__file__).resolve().parent
+    script = FRESH_PROCESS.format(paths=[str(here), str(here.parent)])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    faults = json.loads(done.stdout.strip().splitlines()[-1])
     pages = BIG * 4 // 4096
-    outside = [faults_of_big_tensor() for _ in range(2)]
-    assert min(outside) > pages // 2  # each one mapped afresh and zero-filled by the kernel
-    with reuse_freed_memory():
-        assert allocator.active()
-        faults_of_big_tensor()  # the first one may still map (the heap grows)
-        inside = faults_of_big_tensor()
-    assert not allocator.active()
-    assert inside < pages // 10, (inside, outside)
-    assert min(faults_of_big_tensor() for _ in range(2)) > pages // 2  # the defaults are back after the block
+    assert min(faults["outside"]) > pages // 2, faults
+    assert settles_without_faults(faults["inside"]), faults
 
 
 @needs_glibc
@@ -46,19 +77,33 @@ def test_nested_blocks_restore_only_at_the_outermost(monkeypatch):
     with reuse_freed_memory():
         with reuse_freed_memory():
             assert allocator.active()
-        assert allocator.active()  # the inner block did not restore the defaults
-        faults_of_big_tensor()
-        assert faults_of_big_tensor() < BIG * 4 // 4096 // 10
+        assert allocator.active()  # the inner block did not restore the settings
+        assert settles_without_faults(steady_faults())
     assert not allocator.active()
 
 
+class _FakeLibc:
+    """Records mallopt / malloc_trim calls instead of changing the process's allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
 def test_turned_off_by_the_environment(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(allocator, "_libc", fake)
     monkeypatch.setenv("MSSBOOK_MALLOC", "default")
     with reuse_freed_memory():
         assert not allocator.active()
-        if GLIBC:
-            faults_of_big_tensor()
-            assert faults_of_big_tensor() > BIG * 4 // 4096 // 2
+    assert fake.calls == []  # the allocator was left alone
 
 
 def test_an_exception_inside_leaves_the_defaults_restored(monkeypatch):
@@ -92,14 +137,17 @@ def test_the_separator_runs_models_inside_the_block(monkeypatch, tmp_path):
     assert not allocator.active()  # and leaves it
 
 
-@needs_glibc
-def test_after_the_block_tensors_up_to_32_mib_still_reuse_the_heap(monkeypatch):
-    """mallopt switches glibc's sliding threshold off; left at 128 KiB, every later 16 MiB tensor
-    would be mapped afresh (a separation would slow down the training that follows it)."""
+def test_leaving_sets_the_thresholds_where_glibcs_sliding_threshold_settles(monkeypatch):
+    """mallopt switches glibc's sliding threshold off; left at its initial 128 KiB, every later
+    tensor above it would be mapped afresh (a separation would slow down the training after it)."""
+    fake = _FakeLibc()
     monkeypatch.delenv("MSSBOOK_MALLOC", raising=False)
+    monkeypatch.setattr(allocator, "_libc", fake)
     with reuse_freed_memory():
-        faults_of_big_tensor()
-    medium = 16 * 2**20 // 4  # 16 MiB
-    for _ in range(2):
-        faults_of_big_tensor(medium)
-    assert faults_of_big_tensor(medium) < medium * 4 // 4096 // 10
+        assert fake.calls == [("mallopt", allocator.M_MMAP_MAX, 0),
+                              ("mallopt", allocator.M_TRIM_THRESHOLD, allocator.KEEP_TRIM_THRESHOLD)]
+        fake.calls.clear()
+    assert fake.calls == [("mallopt", allocator.M_MMAP_MAX, 65536),
+                          ("mallopt", allocator.M_MMAP_THRESHOLD, 32 * 2**20),  # 64-bit glibc's maximum
+                          ("mallopt", allocator.M_TRIM_THRESHOLD, 64 * 2**20),
+                          ("malloc_trim", 0)]
