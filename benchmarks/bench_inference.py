@@ -7,7 +7,9 @@ scale), ``model.separate`` of a 30 s stereo 44.1 kHz noise input with ``runtime=
 ``--repeats`` timed rounds of each (the two alternate, so load from other jobs hits both alike),
 the speed-up, and the largest difference between the two waveforms (absolute, and relative to the
 largest sample). Only the network runs in onnxruntime; STFT, patches, channel swap and the
-Wiener filter are the same torch code in both.
+Wiener filter are the same torch code in both. Both run under
+:func:`mssbook.allocator.reuse_freed_memory`, as every model does under ``mssbook.separate``
+(without it, eager D3Net spends a quarter of its time in the kernel's page faults).
 
     python benchmarks/bench_inference.py                         # D3Net (vocals), UMX, X-UMX
     python benchmarks/bench_inference.py --models d3net --d3net-targets vocals bass --repeats 2
@@ -48,7 +50,9 @@ def build(name: str, d3net_targets):
 
 
 def run(model, x, runtime):
-    with torch.inference_mode():
+    from mssbook.allocator import reuse_freed_memory
+
+    with torch.inference_mode(), reuse_freed_memory():  # as mssbook.separate runs every model
         return model.separate(x, runtime=runtime).numpy()
 
 

@@ -43,8 +43,8 @@ allocator warm-up); BSRNN's paper preset trains with activation checkpointing (i
     python benchmarks/bench_models.py --preset tutorial --device cuda  # on a GPU
 
 At its defaults it finishes in about 7 minutes on 2 CPU cores (under 10; measured for issue 16:
-435 s at load 1.4-2.3, most of it the Wavenet, BSRNN and D3Net separations and the convolution
-replays) and prints the load average beside each row. The families' own sizes: UMX and D3Net
+408 s at load 1.1-2.0, most of it the Wavenet, BSRNN and D3Net separations, each run twice, and the
+convolution replays) and prints the load average beside each row. The families' own sizes: UMX and D3Net
 separate the vocals (one network), X-UMX all four targets (one network), TFC-TDF-U-Net its "large"
 preset for the paper row (vocals).
 """

@@ -5,7 +5,7 @@ On Linux, glibc's ``malloc`` serves every request above its mmap threshold (128 
 tensor is freed. A spectrogram network allocates such tensors for every layer of every patch
 (the paper D3Net: activations of 100-350 MB per layer), so the kernel maps, zero-fills and
 unmaps hundreds of megabytes per network call: one page fault per 4 KiB. Measured for issue 16
-on 2 CPU cores (``benchmarks/bench_models.py``): the paper D3Net spent 30 of its 111 CPU seconds
+on 2 CPU cores (``benchmarks/bench_models.py``): the paper D3Net spent 31 of its 142 CPU seconds
 separating 30 s of audio in the kernel, and a 3×3 convolution of 13 → 52 channels on 256 × 1600
 pixels ran at 36 % of the machine's convolution throughput instead of 70 %.
 
@@ -14,9 +14,15 @@ in the process's heap and the next tensor of that size reuses them, already mapp
 (``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``). On leaving, large blocks are
 mapped again, the thresholds are where glibc's own sliding threshold settles (32 MiB; see
 :data:`SETTLED_MMAP_THRESHOLD`), and ``malloc_trim(0)`` returns the free memory to the system, so
-the process does not keep the separation's peak. The cost is a higher peak *inside* the block (freed blocks are reused
-only by requests they fit; ``benchmarks/bench_models.py`` prints it). The separator
-(:func:`mssbook.separate`, :func:`mssbook.separate_file`) runs every model inside it.
+the process does not keep the separation's peak. The cost is a higher peak *inside* the block
+(freed blocks are reused only by requests they fit: a few hundred MB more for the paper models;
+``benchmarks/bench_models.py`` prints it). The separator (:func:`mssbook.separate`,
+:func:`mssbook.separate_file`) runs every model inside it.
+
+Training does not: a training step keeps tensors of many sizes alive for the backward pass, and
+reusing freed blocks fragmented the heap (measured: the tutorial BSRNN's step at batch 16 × 3 s
+peaked at 10.7 GB instead of 5.1 and ran slower; D3Net's and the U-Nets' steps were 1.3-1.6×
+faster but the U-Net's peak grew from 2.6 to 4.2 GB), so the trainer keeps glibc's defaults.
 
 Elsewhere (macOS, Windows, musl) it does nothing: those allocators keep large blocks themselves
 or differ, and nothing here is needed for correctness. ``MSSBOOK_MALLOC=default`` in the

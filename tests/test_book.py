@@ -276,7 +276,8 @@ def test_references(built_book):
 def test_api_page(built_book):
     ids = parse(bb.HTML / "api.html").ids
     for name in ["mssbook.separate", "mssbook.pretrained", "mssbook.models.create",
-                 "mssbook.separation.separate", "mssbook.training.train_model", "mssbook.training.Trainer",
+                 "mssbook.separation.separate", "mssbook.allocator.reuse_freed_memory",
+                 "mssbook.training.train_model", "mssbook.training.Trainer",
                  "mssbook.evaluation.evaluate_dataset",
                  "mssbook.metrics.bss_eval", "mssbook.metrics.usdr", "mssbook.oracles.oracle",
                  "mssbook.widgets.play", "mssbook.widgets.StemMixer", "mssbook.exercises.check",

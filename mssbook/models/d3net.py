@@ -45,11 +45,15 @@ dict is untouched): each D2 block folds the BatchNorms of x_1 … x_{L−1} into
 produce them (:meth:`MultidilatedD2Block.folded_weights`), the dense connections accumulate in place
 in one buffer per block instead of a new tensor per addition, ReLUs run in place, and the
 activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
-``D3NetNetwork.channels_last = False`` turns it off). On 2 CPU cores that is 1.6× the plain path
-(about 100 GFLOP/s, roughly 60 % of a large 64-channel convolution's throughput measured in the same
-run; ``benchmarks/bench_models.py``): 2.1 s per second of stereo audio instead of 4.2. Training and
-the ONNX export (traced) use the plain path. :data:`LAPTOP_OPTIONS` trades a little SDR for 4× less
-work.
+``D3NetNetwork.channels_last = False`` turns it off); each ReLU of a channel slice runs out of place,
+so that the same pass gives the next convolution the dense input it needs. The activations are
+100-350 MB per layer, so the separator runs the model under
+:func:`mssbook.allocator.reuse_freed_memory`: without it the kernel maps and zero-fills every one
+afresh (a quarter of the time). On 2 CPU cores, measured for issue 16 (``benchmarks/bench_models.py``):
+1.1 s per second of stereo audio (4.2 s before any of this), about 170 GFLOP/s, 57 % of a large
+64-channel convolution's throughput measured in the same run, 65 % of what its own convolutions
+reach when run alone. Training and the ONNX export (traced) use the plain path.
+:data:`LAPTOP_OPTIONS` trades a little SDR for 4× less work.
 """
 
 from __future__ import annotations
@@ -663,9 +667,11 @@ class D3Net(SeparationModel):
         filter is the reference's one-shot filter (``niter=1``, all frames at once); with a single
         source (one target, no residual) ``niter`` falls back to 0 (magnitude + mixture phase),
         since the filter needs two sources to share the mixture. Call ``model.eval()`` first.
-        ``runtime="onnx"`` runs the networks through onnxruntime on the CPU (about 3× faster for
-        the paper networks; needs ``pip install onnxruntime onnx``); STFT, patches, channel swap
-        and the Wiener filter stay in torch (:mod:`mssbook.runtime`).
+        ``runtime="onnx"`` runs the networks through onnxruntime on the CPU (needs ``pip install
+        onnxruntime onnx``); STFT, patches, channel swap and the Wiener filter stay in torch
+        (:mod:`mssbook.runtime`). Measured for issue 16 on 2 cores (``benchmarks/bench_inference.py``),
+        eager PyTorch is now the faster of the two for the paper network (onnx: 0.8×); onnx was
+        2-3× faster before the fused eval path and the allocator setting below.
 
         The faster mode for laptops, :data:`LAPTOP_OPTIONS` (``channel_swap=False, patch_overlap=False``):
         a quarter of the network calls of the official inference, so up to 4× faster (3.1× for the
