@@ -43,10 +43,11 @@ Inference speed (issue 16). One 256-frame patch of the paper's vocals network is
 without autograd the blocks take a fused path with the same outputs (float32 rounding; the state
 dict is untouched): each D2 block folds the BatchNorms of x_1 … x_{L−1} into the convolutions that
 produce them (:meth:`MultidilatedD2Block.folded_weights`), the dense connections accumulate in place
-in one buffer per block instead of a new tensor per addition, ReLUs run in place, and the
-activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
-``D3NetNetwork.channels_last = False`` turns it off); each ReLU of a channel slice runs out of place,
-so that the same pass gives the next convolution the dense input it needs. The activations are
+in one buffer per block instead of a new tensor per addition, the block input's BatchNorm is one
+``addcmul`` and its ReLU runs in place, each ReLU of a channel slice runs out of place (so that the
+same pass gives the next convolution the dense input it needs), and the activations are
+``channels_last`` (oneDNN's fast layout for thin convolutions; ``D3NetNetwork.channels_last =
+False`` turns it off). The activations are
 100-350 MB per layer, so the separator runs the model under
 :func:`mssbook.allocator.reuse_freed_memory`: without it the kernel maps and zero-fills every one
 afresh (a quarter of the time). On 2 CPU cores, measured for issue 16 (``benchmarks/bench_models.py``):
@@ -192,7 +193,7 @@ class MultidilatedD2Block(nn.Module):
             unit = self.layers[i]
             # ReLU(BN_i(x_i)), complete now (B, g, T, F): out of place, so that one pass over the
             # channel slice also gives the convolution the dense input it needs (in place, the
-            # slice would be copied once more; issue 16: 9 % of the paper network's time)
+            # slice was copied once more: 8 % of the paper network's time, issue 16)
             source = torch.relu(buffer[:, g * (i - 1) : g * i])
             buffer[:, g * i :] += unit.conv._conv_forward(source, *weights[i])  # into x_{i+1} … x_L
         return buffer[:, g * (L - 1) :]  # x_L
@@ -671,7 +672,7 @@ class D3Net(SeparationModel):
         onnxruntime onnx``); STFT, patches, channel swap and the Wiener filter stay in torch
         (:mod:`mssbook.runtime`). Measured for issue 16 on 2 cores (``benchmarks/bench_inference.py``),
         eager PyTorch is now the faster of the two for the paper network (onnx: 0.8×); onnx was
-        2-3× faster before the fused eval path and the allocator setting below.
+        2-3× faster before the fused eval path and the allocator setting (module docstring).
 
         The faster mode for laptops, :data:`LAPTOP_OPTIONS` (``channel_swap=False, patch_overlap=False``):
         a quarter of the network calls of the official inference, so up to 4× faster (3.1× for the

@@ -81,7 +81,7 @@ MODE_RECIPES: dict[str, dict] = {
 #: seed's default: the training batch, 10). Longer windows (a larger ``target_field_length``) go
 #: fewer at a time, so that a pass holds the same number of samples and memory does not grow with
 #: the target field (issue 16: 10 windows of 10× the paper's field took 4-5.5 GB for 30 s; 2 of
-#: them run as fast in 1.6 GB).
+#: them at a time ran faster, in 1.6 GB).
 DEFAULT_WINDOW_BATCH = 10
 
 #: Target samples per window in :meth:`Wavenet.validation_loss`: the seed README's faster inference
