@@ -47,10 +47,9 @@ in one buffer per block instead of a new tensor per addition, the block input's 
 ``addcmul`` and its ReLU runs in place, each ReLU of a channel slice runs out of place (so that the
 same pass gives the next convolution the dense input it needs), and the activations are
 ``channels_last`` (oneDNN's fast layout for thin convolutions; ``D3NetNetwork.channels_last =
-False`` turns it off). The activations are
-100-350 MB per layer, so the separator runs the model under
-:func:`mssbook.allocator.reuse_freed_memory`: without it the kernel maps and zero-fills every one
-afresh (a quarter of the time). On 2 CPU cores, measured for issue 16 (``benchmarks/bench_models.py``):
+False`` turns it off). The activations are 100-350 MB per layer, so the separator runs the model
+under :func:`mssbook.allocator.reuse_freed_memory`: without it the kernel maps and zero-fills every
+one afresh (a quarter of the time). On 2 CPU cores, measured for issue 16 (``benchmarks/bench_models.py``):
 1.1 s per second of stereo audio (4.2 s before any of this), about 170 GFLOP/s, 57 % of a large
 64-channel convolution's throughput measured in the same run, 65 % of what its own convolutions
 reach when run alone. Training and the ONNX export (traced) use the plain path.
