@@ -15,6 +15,7 @@ import torch
 
 h5py = pytest.importorskip("h5py")
 
+from mssbook.models import wavenet  # noqa: E402
 from mssbook.weights import keras as K  # noqa: E402
 from mssbook.weights.common import ConversionError, load_mapped  # noqa: E402
 
@@ -80,7 +81,9 @@ def test_sizes_and_defaults_come_from_the_file_and_config():
     assert net.network.head_kernel_sizes == [3, 5]
     assert net.receptive_field_length == 61 and net.target_field_length == 13 and net.target_padding == 1
     assert net.separation_options()["target_field_length"] == 13
-    assert net.separation_options()["batch_size"] == K.SEPARATION["batch_size"]
+    # batch_size=None: DEFAULT_WINDOW_BATCH windows of the trained field per pass, the seed's 10
+    assert net.separation_options()["batch_size"] is None
+    assert wavenet.DEFAULT_WINDOW_BATCH == K.SEPARATION["batch_size"]
     assert K.convert(FIXTURES / "singing-voice").targets == ("vocals", "accompaniment")
 
 
