@@ -20,10 +20,10 @@ needs_glibc = pytest.mark.skipif(not GLIBC, reason="the setting exists on glibc 
 BIG = 48 * 2**20 // 4  # float32 elements of a 48 MiB tensor: above glibc's largest mmap threshold (32 MiB)
 
 
-def faults_of_big_tensor(elements: int = BIG) -> int:
+def faults_of_big_tensor() -> int:
     """Minor page faults taken by allocating, writing and freeing one 48 MiB tensor."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    tensor = torch.empty(elements)
+    tensor = torch.empty(BIG)
     tensor.fill_(1.0)  # touch every page
     del tensor
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
@@ -127,7 +127,7 @@ class _Recorder(mssbook.models.base.SeparationModel):
 
 
 @needs_glibc
-def test_the_separator_runs_models_inside_the_block(monkeypatch, tmp_path):
+def test_the_separator_runs_models_inside_the_block(monkeypatch):
     monkeypatch.delenv("MSSBOOK_MALLOC", raising=False)
     model = _Recorder()
     audio = np.random.default_rng(0).standard_normal((2, 8000)).astype(np.float32) * 0.1
