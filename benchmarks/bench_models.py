@@ -111,9 +111,38 @@ def machine_throughput(device: str) -> dict[str, float]:
                 "conv": best(lambda: conv(x), 2 * 64 * 64 * 9 * 256 * 256)}
 
 
-#: the convolution operators a separation can reach the dispatcher with (inference mode keeps conv1d/conv2d whole)
+#: the convolution operators a separation can reach the dispatcher with (inference mode keeps conv1d/conv2d
+#: whole; D3Net's eval path calls oneDNN's fused convolutions, ``_convolution_pointwise`` and its in-place add)
 CONV_OPS = {"convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-            "conv_transpose3d", "mkldnn_convolution"}
+            "conv_transpose3d", "mkldnn_convolution", "_convolution_pointwise", "_convolution_pointwise_"}
+
+
+def _onednn_conv_flop(x_shape, second, third, *args, out_shape=None, **kwargs) -> int:
+    """oneDNN's ``_convolution_pointwise``: (X, W, ...) or, with a fused addition, (X, other, W, ...)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    weight = third if len(args) > 7 else second  # .binary has 13 arguments, .default 10
+    return conv_flop_count(x_shape, weight, out_shape)
+
+
+def _onednn_conv_add_flop(other_shape, x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """oneDNN's in-place ``_convolution_pointwise_.binary``: (other, X, W, ...), other += conv(X)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape)
+
+
+def flop_counter():
+    """``FlopCounterMode`` that also counts oneDNN's fused convolutions (which it does not know)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {}
+    try:
+        mapping = {torch.ops.mkldnn._convolution_pointwise: _onednn_conv_flop,
+                   torch.ops.mkldnn._convolution_pointwise_: _onednn_conv_add_flop}
+    except (AttributeError, RuntimeError):  # a build without oneDNN: nothing to add
+        pass
+    return FlopCounterMode(display=False, custom_mapping=mapping)
 
 
 def _spec(value):
@@ -155,13 +184,11 @@ def conv_ceiling(calls: dict[tuple, int], device: str) -> tuple[float, float]:
     the large 64 -> 64 reference convolution, whose many input channels keep the CPU's vector
     units fuller than a network of 2-22 channel convolutions (D3Net's dense layers) can.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     flops = seconds = 0.0
     with torch.inference_mode(), reuse_freed_memory():
         for (func, specs), count in calls.items():
             args = [_rebuild(spec, device) for spec in specs]
-            with FlopCounterMode(display=False) as counter:
+            with flop_counter() as counter:
                 func(*args)
             times = []
             for _ in range(2):
@@ -221,8 +248,6 @@ def time_training_step(model, name: str, device: str, batch_size: int) -> tuple[
 
 def child(spec: dict) -> dict:
     """One row, in this fresh process: separation (timed and counted), then the training step."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from mssbook.separation import separate
 
     if spec["threads"]:
@@ -241,7 +266,7 @@ def child(spec: dict) -> dict:
              for m in model.modules() if isinstance(m, torch.nn.LSTM)]
     recorder = ConvRecorder()
     segment = audio.shape[-1] / SR + 1  # one pass
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter, recorder:  # counted, not timed
+    with torch.inference_mode(), flop_counter() as counter, recorder:  # counted, not timed
         separate(audio, SR, model, device=device, segment=segment, **options)
     for hook in hooks:
         hook.remove()

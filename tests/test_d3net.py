@@ -12,6 +12,7 @@ from helpers import ToneDataset, fit_tiny_batch  # tests/helpers.py
 import mssbook.models.d3net  # noqa: F401  (registers "d3net")
 import mssbook.separation
 from mssbook import models
+from mssbook.models import d3net as d3net_module
 from mssbook.models.d3net import D3Block, D3NetNetwork, MultidilatedD2Block, network_config
 
 SR = 8000
@@ -305,7 +306,11 @@ def _random_statistics(module, seed=0):
                 m.bias.copy_(torch.randn(n, generator=generator))
 
 
-def test_fused_inference_equals_the_plain_path_and_keeps_the_state_dict():
+@pytest.mark.parametrize("onednn_fusion", [True, False], ids=["onednn-fused", "conv-add-relu"])
+def test_fused_inference_equals_the_plain_path_and_keeps_the_state_dict(onednn_fusion, monkeypatch):
+    if onednn_fusion and not d3net_module._onednn_fusion_works():
+        pytest.skip("this PyTorch build has no working oneDNN fused convolution")
+    monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", onednn_fusion)
     model = tiny_d3net(targets=("vocals",)).eval()
     net = model.target_models["vocals"]
     _random_statistics(net)
@@ -328,6 +333,52 @@ def test_fused_inference_equals_the_plain_path_and_keeps_the_state_dict():
     with torch.no_grad():  # training mode (batch statistics) keeps the plain path
         net.train()
         assert torch.allclose(net(x), net(x).detach())
+
+
+class _MapOps(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the name of every operator whose output is a feature map (4-D, the given T × F)."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size, self.names = tuple(size), []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and tuple(out.shape[-2:]) == self.size:
+            self.names.append(func._opname)
+        return out
+
+
+def test_each_d2_layer_is_summed_in_its_own_tensor_by_fused_convolutions(monkeypatch):
+    if not d3net_module._onednn_fusion_works():
+        pytest.skip("this PyTorch build has no working oneDNN fused convolution")
+    monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", True)
+    torch.manual_seed(0)
+    block = MultidilatedD2Block(5, 3, 4).eval()
+    _random_statistics(block, seed=3)
+    x = torch.randn(2, 5, 24, 20)
+    reference = block(x).detach()  # the plain path
+    with torch.no_grad(), _MapOps((24, 20)) as ops:
+        fused = block(x)
+    assert torch.allclose(fused, reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
+    # x_0 starts each of the 4 layers; x_1, x_2, x_3 add into the 3, 2, 1 layers after them, in place;
+    # on the maps nothing else but BN_0's affine map and ReLU on the block input: no slices, no
+    # separate additions or ReLUs
+    assert sorted(ops.names) == sorted(["addcmul", "relu_"] + ["_convolution_pointwise"] * 4
+                                       + ["_convolution_pointwise_"] * (3 + 2 + 1)), ops.names
+
+
+def test_the_fused_convolution_probe_refuses_a_wrong_answer(monkeypatch):
+    class Wrong:  # an op that runs but adds nothing: the fused path must not trust it
+        @staticmethod
+        def binary(acc, *args):
+            return acc
+
+    class Namespace:
+        _convolution_pointwise_ = Wrong
+
+    monkeypatch.setattr(torch.ops, "mkldnn", Namespace())
+    assert d3net_module._onednn_fusion_works() is False
 
 
 def test_folded_weights_are_the_batchnorms_moved_into_the_producing_convs():

@@ -42,17 +42,19 @@ Inference speed (issue 16). One 256-frame patch of the paper's vocals network is
 (256, 1600) maps, so the cost is compute plus the memory traffic of the thin layers. In eval mode
 without autograd the blocks take a fused path with the same outputs (float32 rounding; the state
 dict is untouched): each D2 block folds the BatchNorms of x_1 … x_{L−1} into the convolutions that
-produce them (:meth:`MultidilatedD2Block.folded_weights`), the dense connections accumulate in place
-in one buffer per block instead of a new tensor per addition, the block input's BatchNorm is one
-``addcmul`` and its ReLU runs in place, each ReLU of a channel slice runs out of place (so that the
-same pass gives the next convolution the dense input it needs), and the activations are
-``channels_last`` (oneDNN's fast layout for thin convolutions; ``D3NetNetwork.channels_last =
-False`` turns it off). The activations are 100-350 MB per layer, so the separator runs the model
-under :func:`mssbook.allocator.reuse_freed_memory`: without it the kernel maps and zero-fills every
-one afresh (a quarter of the time). On 2 CPU cores, measured for issue 16 (``benchmarks/bench_models.py``):
-1.1 s per second of stereo audio (4.2 s before any of this), about 170 GFLOP/s, 57 % of a large
-64-channel convolution's throughput measured in the same run, 65 % of what its own convolutions
-reach when run alone. Training and the ONNX export (traced) use the plain path.
+produce them (:meth:`MultidilatedD2Block.folded_weights`), sums every layer's inputs in that layer's
+own dense tensor with convolutions that add into it and apply its ReLU in the same pass (oneDNN's
+fused convolution where this PyTorch build has it, :func:`_conv_add_`; plain ``conv2d`` + in-place
+``add_`` and ``relu_`` otherwise), the block input's BatchNorm is one ``addcmul``, and the
+activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
+``D3NetNetwork.channels_last = False`` turns it off). The activations are 100-350 MB per layer, so
+the separator runs the model under :func:`mssbook.allocator.reuse_freed_memory`: without it the
+kernel maps and zero-fills every one afresh (a quarter of the time). On 2 CPU cores, measured for
+issue 16 (``benchmarks/bench_models.py``): 1.0 s per second of stereo audio (4.2 s before any of
+this), about 190 GFLOP/s, 64 % of a large 64-channel convolution's throughput measured in the same
+run and 88 % of what its own convolutions reach when each runs alone: those thin convolutions
+(2-36 channels, output channels padded to oneDNN's blocks of 16) are themselves at 74 % of the large
+one. Training and the ONNX export (traced) use the plain path.
 :data:`LAPTOP_OPTIONS` trades a little SDR for 4× less work.
 """
 
@@ -99,6 +101,60 @@ def _fast_inference(module: nn.Module) -> bool:
     the plain path, which every exporter understands).
     """
     return not (module.training or torch.is_grad_enabled() or torch.jit.is_tracing())
+
+
+def _onednn_fusion_works() -> bool:
+    """Whether oneDNN's convolution with a fused in-place addition (and ReLU) runs here, correctly.
+
+    ``torch.ops.mkldnn._convolution_pointwise_`` is the op PyTorch's own compiler emits for
+    conv + add on CPUs; it is not public API, so it is tried once on a small case against
+    ``F.conv2d`` + ``add_`` + ``relu_``, and the fused path falls back to those where it fails.
+    """
+    try:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 3, 7, 6, generator=generator)
+        weight, bias = torch.randn(4, 3, 3, 3, generator=generator), torch.randn(4, generator=generator)
+        acc = torch.randn(1, 4, 7, 6, generator=generator)
+        expected = (acc + F.conv2d(x, weight, bias, padding=2, dilation=2)).relu()
+        torch.ops.mkldnn._convolution_pointwise_.binary(acc, x, weight, bias, [2, 2], [1, 1], [2, 2], 1,
+                                                        "add", 1.0, "relu", [], None)
+        return bool(torch.allclose(acc, expected, rtol=1e-5, atol=1e-5))
+    except Exception:  # an op missing from this build, or refusing the arguments: use the plain ops
+        return False
+
+
+_ONEDNN_FUSION: bool | None = None  # probed on first use
+
+
+def _fusion_for(x: torch.Tensor) -> bool:
+    global _ONEDNN_FUSION
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if _ONEDNN_FUSION is None:
+        _ONEDNN_FUSION = _onednn_fusion_works()
+    return _ONEDNN_FUSION
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d, relu: bool) -> torch.Tensor:
+    """``conv`` (its padding and dilation) with the given weight and bias, then ReLU if asked."""
+    if _fusion_for(x):
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(conv.padding), list(conv.stride),
+                                                       list(conv.dilation), 1, "relu" if relu else "none", [], None)
+    out = conv._conv_forward(x, weight, bias)
+    return out.relu_() if relu else out
+
+
+def _conv_add_(acc: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d,
+               relu: bool) -> None:
+    """``acc += conv(x)`` in place (``acc`` dense, the convolution's output shape), then ReLU if asked."""
+    if _fusion_for(x):  # one pass: oneDNN adds the convolution into acc and applies the ReLU
+        torch.ops.mkldnn._convolution_pointwise_.binary(acc, x, weight, bias, list(conv.padding), list(conv.stride),
+                                                        list(conv.dilation), 1, "add", 1.0,
+                                                        "relu" if relu else None, [], None)
+        return
+    acc.add_(conv._conv_forward(x, weight, bias))
+    if relu:
+        acc.relu_()
 
 
 class BNConv(nn.Module):
@@ -181,21 +237,33 @@ class MultidilatedD2Block(nn.Module):
         return folded
 
     def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, T, F) → (B, g, T, F)
-        """The eval path: BNs folded (:meth:`folded_weights`), one buffer for x_1 … x_L, added in place."""
+        """The eval path: BNs folded (:meth:`folded_weights`), each layer summed in its own tensor.
+
+        The plain path convolves x_i once for all later layers and splits the output; here every
+        pair (source i, layer j > i) is its own g-channel convolution that adds straight into layer
+        j's dense tensor, and the convolution that completes a layer also applies its ReLU (both
+        fused into the convolution by oneDNN where it can, :func:`_conv_add_`). Same sums, same
+        weights. The wide convolutions of the plain path run faster, but their outputs are channel
+        slices of a shared tensor, and the additions and ReLUs over such strided slices cost more
+        than the wide convolutions save: the paper's vocals network takes 2.52 s per patch pair
+        instead of 2.84 s (issue 16, one process, same input).
+        """
         g, L = self.growth, self.n_layers
-        weights = self.folded_weights()
+        weights = self.folded_weights()  # per source i: (g·(L − i), c_i, k, k), (g·(L − i),)
         first = self.layers[0]
         scale, shift = first.folded_norm()  # BN_0 as x · scale + shift
         source = torch.addcmul(shift[:, None, None], x, scale[:, None, None]).relu_()  # (B, c_in, T, F), dense
-        buffer = first.conv._conv_forward(source, *weights[0])  # (B, g·L, T, F): BN_c(x_c) for c < L
+        w0, b0 = weights[0]
+        # layer[j] holds x_{j+1} (BN_{j+1} folded in); x_0 starts every one of them, and completes x_1
+        layer = [_conv(source, w0[g * j : g * (j + 1)], b0[g * j : g * (j + 1)], first.conv, relu=j == 0 and L > 1)
+                 for j in range(L)]  # L × (B, g, T, F)
         for i in range(1, L):
-            unit = self.layers[i]
-            # ReLU(BN_i(x_i)), complete now (B, g, T, F): out of place, so that one pass over the
-            # channel slice also gives the convolution the dense input it needs (in place, the
-            # slice was copied once more: 8 % of the paper network's time, issue 16)
-            source = torch.relu(buffer[:, g * (i - 1) : g * i])
-            buffer[:, g * i :] += unit.conv._conv_forward(source, *weights[i])  # into x_{i+1} … x_L
-        return buffer[:, g * (L - 1) :]  # x_L
+            conv = self.layers[i].conv
+            weight, bias = weights[i]  # rows for x_{i+1} … x_L
+            for j in range(i, L):  # ReLU(BN_i(x_i)) = layer[i − 1] → x_{j+1}; x_{i+1} is complete after it
+                rows = slice(g * (j - i), g * (j - i + 1))
+                _conv_add_(layer[j], layer[i - 1], weight[rows], bias[rows], conv, relu=j == i and j < L - 1)
+        return layer[-1]  # x_L, no ReLU: the block's output
 
 
 class D3Block(nn.Module):
