@@ -10,8 +10,9 @@ model trains on. Per model:
   oneDNN's kernel cache, as the references below are timed after a warm-up) and seconds per second
   of audio (below 1: faster than real time);
 * the floating-point operations of that separation, counted in the first pass by
-  ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products) plus the LSTMs'
-  matrix products from their shapes (the counter does not see inside ``nn.LSTM``), and the
+  ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matrix products, and oneDNN's fused
+  convolutions that D3Net's eval path calls, which the counter does not know: :func:`flop_counter`)
+  plus the LSTMs' matrix products from their shapes (the counter does not see inside ``nn.LSTM``), and the
   achieved GFLOP/s (the counting modes intercept every operator in Python: timed under them,
   D3Net took 10 % longer);
 * **the reference, measured in the same run** (in the model's process just before its
@@ -43,7 +44,7 @@ allocator warm-up); BSRNN's paper preset trains with activation checkpointing (i
     python benchmarks/bench_models.py --preset tutorial --device cuda  # on a GPU
 
 At its defaults it finishes in about 7 minutes on 2 CPU cores (under 10; measured for issue 16:
-408 s at load 1.1-2.0, most of it the Wavenet, BSRNN and D3Net separations, each run twice, and the
+408-436 s at load 1.1-2.0, most of it the Wavenet, BSRNN and D3Net separations, each run twice, and the
 convolution replays) and prints the load average beside each row. The families' own sizes: UMX and D3Net
 separate the vocals (one network), X-UMX all four targets (one network), TFC-TDF-U-Net its "large"
 preset for the paper row (vocals).

@@ -432,3 +432,27 @@ def test_laptop_options_quarter_the_network_calls_and_keep_the_identity():
     with torch.no_grad():  # through the shared separator, whose own `overlap` is the segments'
         stems = mssbook.separation.separate(audio[0].numpy(), SR, model=tiny_d3net().eval(), **LAPTOP_OPTIONS)
     assert stems["vocals"].shape == (2, SR)
+
+
+def test_the_benchmark_counts_the_fused_convolutions_like_the_plain_ones(monkeypatch):
+    """benchmarks/bench_models.py reports GFLOP/s: the fused path must not look cheaper than it is."""
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_models import flop_counter
+
+    torch.manual_seed(0)
+    block = MultidilatedD2Block(5, 3, 4).eval()
+    x = torch.randn(2, 5, 24, 20)
+    counts = {}
+    for fusion in (False, True):
+        if fusion and not d3net_module._onednn_fusion_works():
+            continue
+        monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", fusion)
+        with torch.no_grad(), flop_counter() as counter:
+            block(x)
+        counts[fusion] = counter.get_total_flops()
+    expected = 2 * 24 * 20 * 2 * 9 * (5 * 3 * 4 + 3 * 3 * (3 + 2 + 1))  # 2·B·T·F·k²·(c_in·g·L + g·g·Σ)
+    assert set(counts.values()) == {expected}, counts
+    sys.modules.pop("bench_models", None)

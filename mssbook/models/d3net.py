@@ -51,9 +51,9 @@ activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
 the separator runs the model under :func:`mssbook.allocator.reuse_freed_memory`: without it the
 kernel maps and zero-fills every one afresh (a quarter of the time). On 2 CPU cores, measured for
 issue 16 (``benchmarks/bench_models.py``): 1.0 s per second of stereo audio (4.2 s before any of
-this), about 190 GFLOP/s, 64 % of a large 64-channel convolution's throughput measured in the same
-run and 88 % of what its own convolutions reach when each runs alone: those thin convolutions
-(2-36 channels, output channels padded to oneDNN's blocks of 16) are themselves at 74 % of the large
+this), about 190 GFLOP/s, 64-66 % of a large 64-channel convolution's throughput measured in the same
+run and 88-89 % of what its own convolutions reach when each runs alone: those thin convolutions
+(2-36 channels, output channels padded to oneDNN's vector blocks of 16 or 32) are themselves at 74 % of the large
 one. Training and the ONNX export (traced) use the plain path.
 :data:`LAPTOP_OPTIONS` trades a little SDR for 4× less work.
 """
@@ -738,7 +738,7 @@ class D3Net(SeparationModel):
         ``runtime="onnx"`` runs the networks through onnxruntime on the CPU (needs ``pip install
         onnxruntime onnx``); STFT, patches, channel swap and the Wiener filter stay in torch
         (:mod:`mssbook.runtime`). Measured for issue 16 on 2 cores (``benchmarks/bench_inference.py``),
-        eager PyTorch is now the faster of the two for the paper network (onnx: 0.8×); onnx was
+        eager PyTorch is now the faster of the two for the paper network (onnx: 0.7×); onnx was
         2-3× faster before the fused eval path and the allocator setting (module docstring).
 
         The faster mode for laptops, :data:`LAPTOP_OPTIONS` (``channel_swap=False, patch_overlap=False``):
