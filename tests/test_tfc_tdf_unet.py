@@ -302,7 +302,7 @@ def test_separation_through_the_shared_separator():
     from mssbook.separation import separate
 
     model = tiny("tfc_net", targets=("vocals", "bass")).eval()
-    assert model.separation_options() == {"batch_size": 4, "context": "audio"}
+    assert model.separation_options() == {"batch_size": None, "context": "audio"}
     audio = 0.3 * np.random.default_rng(3).standard_normal((2, SR)).astype(np.float32)
     stems = separate(audio, SR, model=model, residual=True)
     assert list(stems) == ["vocals", "bass", "residual"] and all(v.shape == (2, SR) for v in stems.values())

@@ -488,8 +488,8 @@ TUTORIAL = dict(PAPER, stacks=2, dilations=6, residual_channels=24, skip_channel
         Option("--target-field-length", "target_field_length", int, where="separate",
                help="samples kept per window (default: the trained 1601); larger is faster, e.g. 16001"),
         Option("--window-batch", "batch_size", int, where="separate",
-               help="inference windows per forward pass (U-Nets: 4; Wavenet: 10 windows of the trained target "
-                    "field, fewer of a longer one); lower it if memory runs out"),
+               help="inference windows per forward pass (U-Nets: 1 on the CPU, 4 on a GPU; Wavenet: 10 windows "
+                    "of the trained target field, fewer of a longer one); lower it if memory runs out"),
         Option("--one-shot", "one_shot", parse_bool, where="separate",
                help="separate each segment in a single forward pass (true/false, default false)"),
     ),

@@ -34,8 +34,9 @@ SUFFIXES = (".ckpt",)
 FAMILIES = ("tfc_tdf_net", "tfc_net", "tdf_net", "tdc_net", "tdc_rnn_net")
 _REPO = "https://github.com/ws-choi/ISMIR2020_U_Nets_SVS"
 _RAW = f"{_REPO}/raw/master/etc/checkpoints/tfc_tdf_net"
-#: what the official inference does that the mssbook model's own defaults do not
-OFFICIAL_OPTIONS = {"context": "zeros", "batch_size": 4}
+#: what the official inference does that the mssbook model's own defaults do not (its batch of 4
+#: windows changes memory and speed, not the result: the model picks its window batch per device)
+OFFICIAL_OPTIONS = {"context": "zeros"}
 
 RELEASES = (
     Release(
