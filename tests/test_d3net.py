@@ -379,6 +379,15 @@ def test_the_fused_convolution_probe_refuses_a_wrong_answer(monkeypatch):
 
     monkeypatch.setattr(torch.ops, "mkldnn", Namespace())
     assert d3net_module._onednn_fusion_works() is False
+    monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", None)  # probed again on first use: falls back
+    torch.manual_seed(0)
+    block = MultidilatedD2Block(5, 3, 3).eval()
+    _random_statistics(block, seed=4)
+    x = torch.randn(1, 5, 16, 12)
+    reference = block(x).detach()
+    with torch.no_grad():
+        assert torch.allclose(block(x), reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
+    assert d3net_module._ONEDNN_FUSION is False
 
 
 def test_folded_weights_are_the_batchnorms_moved_into_the_producing_convs():

@@ -51,10 +51,10 @@ activations are ``channels_last`` (oneDNN's fast layout for thin convolutions;
 the separator runs the model under :func:`mssbook.allocator.reuse_freed_memory`: without it the
 kernel maps and zero-fills every one afresh (a quarter of the time). On 2 CPU cores, measured for
 issue 16 (``benchmarks/bench_models.py``): 1.0 s per second of stereo audio (4.2 s before any of
-this), about 190 GFLOP/s, 64-66 % of a large 64-channel convolution's throughput measured in the same
-run and 88-89 % of what its own convolutions reach when each runs alone: those thin convolutions
-(2-36 channels, output channels padded to oneDNN's vector blocks of 16 or 32) are themselves at 74 % of the large
-one. Training and the ONNX export (traced) use the plain path.
+this), about 190 GFLOP/s, 64-66 % of a large 64-channel convolution's throughput measured in the
+same run and 88-89 % of what its own convolutions reach when each runs alone: those thin
+convolutions (2-36 channels, output channels padded to oneDNN's vector blocks of 16 or 32) are
+themselves at 74 % of the large one. Training and the ONNX export (traced) use the plain path.
 :data:`LAPTOP_OPTIONS` trades a little SDR for 4× less work.
 """
 
@@ -139,7 +139,8 @@ def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Co
     """``conv`` (its padding and dilation) with the given weight and bias, then ReLU if asked."""
     if _fusion_for(x):
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(conv.padding), list(conv.stride),
-                                                       list(conv.dilation), 1, "relu" if relu else "none", [], None)
+                                                       list(conv.dilation), conv.groups, "relu" if relu else "none",
+                                                       [], None)
     out = conv._conv_forward(x, weight, bias)
     return out.relu_() if relu else out
 
@@ -149,7 +150,7 @@ def _conv_add_(acc: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: t
     """``acc += conv(x)`` in place (``acc`` dense, the convolution's output shape), then ReLU if asked."""
     if _fusion_for(x):  # one pass: oneDNN adds the convolution into acc and applies the ReLU
         torch.ops.mkldnn._convolution_pointwise_.binary(acc, x, weight, bias, list(conv.padding), list(conv.stride),
-                                                        list(conv.dilation), 1, "add", 1.0,
+                                                        list(conv.dilation), conv.groups, "add", 1.0,
                                                         "relu" if relu else None, [], None)
         return
     acc.add_(conv._conv_forward(x, weight, bias))
