@@ -335,6 +335,15 @@ def test_fused_inference_equals_the_plain_path_and_keeps_the_state_dict(onednn_f
         assert torch.allclose(net(x), net(x).detach())
 
 
+def _d2_block_and_plain_output(c_in, growth, n_layers, shape, seed):
+    """An eval D2 block with random BN statistics, an input of ``shape`` and its plain-path output."""
+    torch.manual_seed(0)
+    block = MultidilatedD2Block(c_in, growth, n_layers).eval()
+    _random_statistics(block, seed=seed)
+    x = torch.randn(*shape)
+    return block, x, block(x).detach()  # autograd on: the plain path
+
+
 class _MapOps(torch.utils._python_dispatch.TorchDispatchMode):
     """Records the name of every operator whose output is a feature map (4-D, the given T × F)."""
 
@@ -353,11 +362,7 @@ def test_each_d2_layer_is_summed_in_its_own_tensor_by_fused_convolutions(monkeyp
     if not d3net_module._onednn_fusion_works():
         pytest.skip("this PyTorch build has no working oneDNN fused convolution")
     monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", True)
-    torch.manual_seed(0)
-    block = MultidilatedD2Block(5, 3, 4).eval()
-    _random_statistics(block, seed=3)
-    x = torch.randn(2, 5, 24, 20)
-    reference = block(x).detach()  # the plain path
+    block, x, reference = _d2_block_and_plain_output(5, 3, 4, (2, 5, 24, 20), seed=3)
     with torch.no_grad(), _MapOps((24, 20)) as ops:
         fused = block(x)
     assert torch.allclose(fused, reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
@@ -380,22 +385,14 @@ def test_the_fused_convolution_probe_refuses_a_wrong_answer(monkeypatch):
     monkeypatch.setattr(torch.ops, "mkldnn", Namespace())
     assert d3net_module._onednn_fusion_works() is False
     monkeypatch.setattr(d3net_module, "_ONEDNN_FUSION", None)  # probed again on first use: falls back
-    torch.manual_seed(0)
-    block = MultidilatedD2Block(5, 3, 3).eval()
-    _random_statistics(block, seed=4)
-    x = torch.randn(1, 5, 16, 12)
-    reference = block(x).detach()
+    block, x, reference = _d2_block_and_plain_output(5, 3, 3, (1, 5, 16, 12), seed=4)
     with torch.no_grad():
         assert torch.allclose(block(x), reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
     assert d3net_module._ONEDNN_FUSION is False
 
 
 def test_folded_weights_are_the_batchnorms_moved_into_the_producing_convs():
-    torch.manual_seed(0)
-    block = MultidilatedD2Block(5, 3, 4).eval()
-    _random_statistics(block, seed=2)
-    x = torch.randn(2, 5, 24, 20)
-    reference = block(x).detach()
+    block, x, reference = _d2_block_and_plain_output(5, 3, 4, (2, 5, 24, 20), seed=2)
     with torch.no_grad():
         assert torch.allclose(block(x), reference, atol=1e-5)
         folded = block.folded_weights()
