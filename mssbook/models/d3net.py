@@ -104,21 +104,26 @@ def _fast_inference(module: nn.Module) -> bool:
 
 
 def _onednn_fusion_works() -> bool:
-    """Whether oneDNN's convolution with a fused in-place addition (and ReLU) runs here, correctly.
+    """Whether oneDNN's fused convolutions (+ ReLU, + in-place addition) run here, correctly.
 
-    ``torch.ops.mkldnn._convolution_pointwise_`` is the op PyTorch's own compiler emits for
-    conv + add on CPUs; it is not public API, so it is tried once on a small case against
-    ``F.conv2d`` + ``add_`` + ``relu_``, and the fused path falls back to those where it fails.
+    ``torch.ops.mkldnn._convolution_pointwise`` and its in-place ``_convolution_pointwise_`` are
+    the ops PyTorch's own compiler emits for conv + ReLU and conv + add on CPUs; they are not public
+    API, so both are tried once on a small case against ``F.conv2d`` + ``add_`` + ``relu_``, and the
+    fused path falls back to those where either fails.
     """
     try:
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(1, 3, 7, 6, generator=generator)
         weight, bias = torch.randn(4, 3, 3, 3, generator=generator), torch.randn(4, generator=generator)
         acc = torch.randn(1, 4, 7, 6, generator=generator)
-        expected = (acc + F.conv2d(x, weight, bias, padding=2, dilation=2)).relu()
-        torch.ops.mkldnn._convolution_pointwise_.binary(acc, x, weight, bias, [2, 2], [1, 1], [2, 2], 1,
-                                                        "add", 1.0, "relu", [], None)
-        return bool(torch.allclose(acc, expected, rtol=1e-5, atol=1e-5))
+        conv = F.conv2d(x, weight, bias, padding=2, dilation=2)
+        expected = (acc + conv).relu()
+        ops = torch.ops.mkldnn
+        alone = ops._convolution_pointwise(x, weight, bias, [2, 2], [1, 1], [2, 2], 1, "relu", [], None)
+        ops._convolution_pointwise_.binary(acc, x, weight, bias, [2, 2], [1, 1], [2, 2], 1, "add", 1.0, "relu",
+                                           [], None)
+        return bool(torch.allclose(alone, conv.relu(), rtol=1e-5, atol=1e-5)
+                    and torch.allclose(acc, expected, rtol=1e-5, atol=1e-5))
     except Exception:  # an op missing from this build, or refusing the arguments: use the plain ops
         return False
 
